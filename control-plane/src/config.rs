@@ -1,0 +1,66 @@
+//! Command line and environment configuration of the control plane.
+
+use std::net::SocketAddr;
+
+use clap::{Parser, Subcommand};
+use secrecy::SecretString;
+use shared::logging::LogFormat;
+
+/// Gatehouse control plane: the REST API over PostgreSQL that stores provider accounts, their
+/// integrations, subjects and API keys, and notifies data planes of every change.
+#[derive(Debug, Parser)]
+#[command(name = "control-plane", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the REST API (the default).
+    Serve,
+    /// Create an admin user (or reuse the one with this e-mail) and print a new API key for it,
+    /// alone on stdout.
+    CreateAdmin {
+        /// E-mail address of the admin user.
+        #[arg(long)]
+        email: String,
+        /// Name of the new API key.
+        #[arg(long, default_value = "create-admin")]
+        key_name: String,
+    },
+}
+
+#[derive(Debug, Clone, Parser)]
+pub struct Config {
+    /// PostgreSQL connection URL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: SecretString,
+
+    /// Address (host:port) the REST API listens on.
+    #[arg(long = "listen", env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// E-mail of the admin user created at first start, when no user exists yet.
+    #[arg(
+        long,
+        env = "GATEHOUSE_BOOTSTRAP_ADMIN_EMAIL",
+        default_value = "admin@gatehouse.local"
+    )]
+    pub bootstrap_admin_email: String,
+
+    /// API key of the bootstrap admin (format `gh_` + 48 hex digits). When unset, a key is
+    /// generated at first start and printed once.
+    #[arg(long, env = "GATEHOUSE_BOOTSTRAP_ADMIN_KEY", hide_env_values = true)]
+    pub bootstrap_admin_key: Option<SecretString>,
+
+    /// Maximum number of PostgreSQL connections in the pool.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+
+    /// Log line format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}

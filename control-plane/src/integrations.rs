@@ -1,0 +1,325 @@
+//! `/api/v1/provider-accounts/{account}/integrations`: the endpoints of an account.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shared::base_url::BaseUrl;
+use shared::headers::validate_header_map;
+use shared::model::{HeaderAuth, Subject, TlsSettings};
+use shared::names::validate_integration_name;
+use shared::validation::FieldError;
+use sqlx::types::Json as DbJson;
+use sqlx::{PgConnection, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::{AccountAccess, Caller};
+use crate::db::{Operation, record_change};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::json::ApiJson;
+use crate::http::patch::patched;
+use crate::provider_accounts::authorize;
+use crate::secrets::unmask_header_auth;
+use crate::subjects::resolve_all;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/provider-accounts/{account}/integrations",
+            get(list).post(create),
+        )
+        .route(
+            "/provider-accounts/{account}/integrations/{endpoint}",
+            get(read).put(replace).patch(patch).delete(delete),
+        )
+}
+
+/// An integration as written by a caller.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationInput {
+    pub name: String,
+    pub base_url: String,
+    #[serde(default)]
+    pub header_auth: Option<HeaderAuth>,
+    #[serde(default)]
+    pub custom_headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub tls: TlsSettings,
+    #[serde(default)]
+    pub authorized_subjects: Vec<Subject>,
+}
+
+impl IntegrationInput {
+    fn validate(&self) -> Result<(), FieldError> {
+        validate_integration_name(&self.name)?;
+        BaseUrl::parse(&self.base_url)?;
+        if let Some(auth) = &self.header_auth {
+            auth.validate()?;
+        }
+        validate_header_map("custom_headers", &self.custom_headers)?;
+        self.tls.validate()
+    }
+}
+
+/// An integration as read: secrets masked.
+#[derive(Debug, Serialize)]
+pub struct IntegrationView {
+    pub id: Uuid,
+    pub account: String,
+    pub name: String,
+    pub base_url: String,
+    pub header_auth: Option<HeaderAuth>,
+    pub custom_headers: BTreeMap<String, String>,
+    pub tls: TlsSettings,
+    pub authorized_subjects: Vec<Subject>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct IntegrationRow {
+    id: Uuid,
+    account: String,
+    name: String,
+    base_url: String,
+    header_auth: Option<DbJson<HeaderAuth>>,
+    custom_headers: DbJson<BTreeMap<String, String>>,
+    tls_reject_unauthorized: bool,
+    tls_ca_certs: Option<String>,
+    authorized_subjects: DbJson<Vec<Subject>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl IntegrationRow {
+    fn view(self) -> IntegrationView {
+        IntegrationView {
+            id: self.id,
+            account: self.account,
+            name: self.name,
+            base_url: self.base_url,
+            header_auth: self.header_auth.map(|a| a.0.masked()),
+            custom_headers: self.custom_headers.0,
+            tls: TlsSettings {
+                reject_unauthorized: self.tls_reject_unauthorized,
+                ca_certs: self.tls_ca_certs,
+            },
+            authorized_subjects: self.authorized_subjects.0,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// Integrations of account `$1`, optionally only the one named `$2`.
+const SELECT: &str =
+    "select i.id, a.name as account, i.name, i.base_url, i.header_auth, i.custom_headers,
+        i.tls_reject_unauthorized, i.tls_ca_certs, i.created_at, i.updated_at,
+        coalesce((select json_agg(s.kind || ':' || s.name order by s.kind, s.name)
+                  from authorized_subjects x join subjects s on s.id = x.subject_id
+                  where x.integration_id = i.id), '[]') as authorized_subjects
+     from integrations i join provider_accounts a on a.id = i.account_id
+     where i.account_id = $1 and ($2::text is null or i.name = $2)
+     order by i.name";
+
+async fn fetch(conn: &mut PgConnection, account_id: Uuid, name: &str) -> ApiResult<IntegrationRow> {
+    let row: Option<IntegrationRow> = sqlx::query_as(SELECT)
+        .bind(account_id)
+        .bind(name)
+        .fetch_optional(conn)
+        .await?;
+    row.ok_or(ApiError::NotFound("integration"))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account): Path<String>,
+) -> ApiResult<Json<Vec<IntegrationView>>> {
+    let mut conn = state.db.acquire().await?;
+    let account_id = authorize(&mut conn, &caller, &account, AccountAccess::Read, false).await?;
+    let rows: Vec<IntegrationRow> = sqlx::query_as(SELECT)
+        .bind(account_id)
+        .bind(None::<String>)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(Json(rows.into_iter().map(IntegrationRow::view).collect()))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((account, endpoint)): Path<(String, String)>,
+) -> ApiResult<Json<IntegrationView>> {
+    let mut conn = state.db.acquire().await?;
+    let account_id = authorize(&mut conn, &caller, &account, AccountAccess::Read, false).await?;
+    Ok(Json(fetch(&mut conn, account_id, &endpoint).await?.view()))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account): Path<String>,
+    ApiJson(mut input): ApiJson<IntegrationInput>,
+) -> ApiResult<impl IntoResponse> {
+    let mut tx = state.db.begin().await?;
+    let account_id = authorize(&mut tx, &caller, &account, AccountAccess::Manage, true).await?;
+    input.validate()?;
+    input.header_auth = unmask_header_auth(input.header_auth, None)?;
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "insert into integrations (id, account_id, name, base_url) values ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(account_id)
+    .bind(&input.name)
+    .bind(&input.base_url)
+    .execute(&mut *tx)
+    .await?;
+    write_fields(&mut tx, id, &input).await?;
+    record_change(
+        &mut tx,
+        "integration",
+        &format!("{account}/{}", input.name),
+        Operation::Create,
+    )
+    .await?;
+    let row = fetch(&mut tx, account_id, &input.name).await?;
+    tx.commit().await?;
+    let location = format!(
+        "/api/v1/provider-accounts/{account}/integrations/{}",
+        row.name
+    );
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(row.view()),
+    ))
+}
+
+async fn replace(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((account, endpoint)): Path<(String, String)>,
+    ApiJson(input): ApiJson<IntegrationInput>,
+) -> ApiResult<Json<IntegrationView>> {
+    write_replacement(&state, &caller, &account, &endpoint, |_| Ok(input)).await
+}
+
+/// JSON merge patch (RFC 7396) over the integration as read, then written as a replacement.
+async fn patch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((account, endpoint)): Path<(String, String)>,
+    ApiJson(patch): ApiJson<serde_json::Value>,
+) -> ApiResult<Json<IntegrationView>> {
+    write_replacement(&state, &caller, &account, &endpoint, |current| {
+        patched(
+            current,
+            &["id", "account", "created_at", "updated_at"],
+            &patch,
+        )
+    })
+    .await
+}
+
+async fn write_replacement(
+    state: &AppState,
+    caller: &Caller,
+    account: &str,
+    endpoint: &str,
+    build: impl FnOnce(&IntegrationView) -> ApiResult<IntegrationInput>,
+) -> ApiResult<Json<IntegrationView>> {
+    let mut tx = state.db.begin().await?;
+    let account_id = authorize(&mut tx, caller, account, AccountAccess::Manage, true).await?;
+    let row = fetch(&mut tx, account_id, endpoint).await?;
+    let (id, stored_auth) = (row.id, row.header_auth.as_ref().map(|a| a.0.clone()));
+    let mut input = build(&row.view())?;
+    input.validate()?;
+    input.header_auth = unmask_header_auth(input.header_auth, stored_auth.as_ref())?;
+    sqlx::query(
+        "update integrations set name = $2, base_url = $3, updated_at = now() where id = $1",
+    )
+    .bind(id)
+    .bind(&input.name)
+    .bind(&input.base_url)
+    .execute(&mut *tx)
+    .await?;
+    write_fields(&mut tx, id, &input).await?;
+    record_change(
+        &mut tx,
+        "integration",
+        &format!("{account}/{}", input.name),
+        Operation::Update,
+    )
+    .await?;
+    let row = fetch(&mut tx, account_id, &input.name).await?;
+    tx.commit().await?;
+    Ok(Json(row.view()))
+}
+
+/// Writes everything but the name and base URL, shared by create and replace.
+async fn write_fields(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+    input: &IntegrationInput,
+) -> ApiResult<()> {
+    sqlx::query(
+        "update integrations
+         set header_auth = $2, custom_headers = $3, tls_reject_unauthorized = $4, tls_ca_certs = $5
+         where id = $1",
+    )
+    .bind(id)
+    .bind(input.header_auth.as_ref().map(DbJson))
+    .bind(DbJson(&input.custom_headers))
+    .bind(input.tls.reject_unauthorized)
+    .bind(&input.tls.ca_certs)
+    .execute(&mut **tx)
+    .await?;
+    let subjects = resolve_all(tx, "authorized_subjects", &input.authorized_subjects).await?;
+    sqlx::query("delete from authorized_subjects where integration_id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    for subject_id in subjects {
+        sqlx::query("insert into authorized_subjects (integration_id, subject_id) values ($1, $2)")
+            .bind(id)
+            .bind(subject_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((account, endpoint)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let mut tx = state.db.begin().await?;
+    let account_id = authorize(&mut tx, &caller, &account, AccountAccess::Manage, true).await?;
+    let deleted = sqlx::query("delete from integrations where account_id = $1 and name = $2")
+        .bind(account_id)
+        .bind(&endpoint)
+        .execute(&mut *tx)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(ApiError::NotFound("integration"));
+    }
+    record_change(
+        &mut tx,
+        "integration",
+        &format!("{account}/{endpoint}"),
+        Operation::Delete,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,385 @@
+//! `/api/v1/provider-accounts`: create, list, read, replace, patch and delete provider accounts,
+//! and their collaborators.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shared::headers::validate_header_map;
+use shared::model::{EndpointType, HeaderAuth, Role, Subject};
+use shared::names::validate_account_name;
+use shared::validation::FieldError;
+use sqlx::types::Json as DbJson;
+use sqlx::{PgConnection, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::{ACCESS_LEVEL_SQL, AccountAccess, Caller};
+use crate::db::{Operation, record_change};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::json::ApiJson;
+use crate::http::patch::patched;
+use crate::secrets::unmask_header_auth;
+use crate::subjects::resolve_all;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/provider-accounts", get(list).post(create))
+        .route(
+            "/provider-accounts/{account}",
+            get(read).put(replace).patch(patch).delete(delete),
+        )
+        .route(
+            "/provider-accounts/{account}/collaborators",
+            get(read_collaborators).put(replace_collaborators),
+        )
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Collaborator {
+    pub subject: Subject,
+    pub role: Role,
+}
+
+/// A provider account as written by a caller.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountInput {
+    pub name: String,
+    #[serde(default)]
+    pub endpoint_type: Option<EndpointType>,
+    #[serde(default)]
+    pub header_auth: Option<HeaderAuth>,
+    #[serde(default)]
+    pub custom_headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub collaborators: Vec<Collaborator>,
+}
+
+impl AccountInput {
+    fn validate(&self) -> Result<(), FieldError> {
+        validate_account_name(&self.name)?;
+        if let Some(auth) = &self.header_auth {
+            auth.validate()?;
+        }
+        validate_header_map("custom_headers", &self.custom_headers)
+    }
+}
+
+/// A provider account as read: secrets masked.
+#[derive(Debug, Serialize)]
+pub struct AccountView {
+    pub id: Uuid,
+    pub name: String,
+    pub endpoint_type: Option<EndpointType>,
+    pub header_auth: Option<HeaderAuth>,
+    pub custom_headers: BTreeMap<String, String>,
+    pub collaborators: Vec<Collaborator>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    id: Uuid,
+    name: String,
+    endpoint_type: Option<String>,
+    header_auth: Option<DbJson<HeaderAuth>>,
+    custom_headers: DbJson<BTreeMap<String, String>>,
+    collaborators: DbJson<Vec<Collaborator>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    level: Option<i32>,
+}
+
+impl AccountRow {
+    fn view(self) -> AccountView {
+        AccountView {
+            id: self.id,
+            name: self.name,
+            endpoint_type: self.endpoint_type.as_deref().and_then(EndpointType::parse),
+            header_auth: self.header_auth.map(|a| a.0.masked()),
+            custom_headers: self.custom_headers.0,
+            collaborators: self.collaborators.0,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// Columns of [`AccountRow`]; `$1` is the caller's subject id.
+fn select_accounts(filter: &str) -> String {
+    format!(
+        "select a.id, a.name, a.endpoint_type, a.header_auth, a.custom_headers, a.created_at, a.updated_at,
+                coalesce((select json_agg(json_build_object('subject', s.kind || ':' || s.name, 'role', c.role)
+                                          order by s.kind, s.name)
+                          from collaborators c join subjects s on s.id = c.subject_id
+                          where c.account_id = a.id), '[]') as collaborators,
+                {ACCESS_LEVEL_SQL} as level
+         from provider_accounts a
+         {filter}"
+    )
+}
+
+/// The account named `name`, whatever the caller's access (which the row's `level` tells).
+async fn fetch(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    name: &str,
+    lock: bool,
+) -> ApiResult<AccountRow> {
+    let sql = select_accounts(if lock {
+        "where a.name = $2 for update of a"
+    } else {
+        "where a.name = $2"
+    });
+    let row: Option<AccountRow> = sqlx::query_as(&sql)
+        .bind(caller.subject_id)
+        .bind(name)
+        .fetch_optional(conn)
+        .await?;
+    row.ok_or(ApiError::NotFound("provider account"))
+}
+
+/// The account named `name` if `caller` may see it, with what the caller may do with it.
+/// An account the caller may not see is "not found" (SPEC "Who may manage").
+async fn load_visible(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    name: &str,
+    lock: bool,
+) -> ApiResult<(AccountRow, AccountAccess)> {
+    let row = fetch(conn, caller, name, lock).await?;
+    let access = AccountAccess::from_level(caller.is_admin, row.level)
+        .ok_or(ApiError::NotFound("provider account"))?;
+    Ok((row, access))
+}
+
+/// The id of account `name` and the caller's access, failing unless it reaches `needed`. With
+/// `lock`, the account row is locked for the rest of the transaction.
+pub async fn authorize(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    name: &str,
+    needed: AccountAccess,
+    lock: bool,
+) -> ApiResult<Uuid> {
+    let (row, access) = load_visible(conn, caller, name, lock).await?;
+    if access < needed {
+        return Err(ApiError::Forbidden(
+            "managing this provider account needs the provider-account-manager role",
+        ));
+    }
+    Ok(row.id)
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    endpoint_type: Option<EndpointType>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<Vec<AccountView>>> {
+    let sql = select_accounts(&format!(
+        "where ($2 or {ACCESS_LEVEL_SQL} is not null)
+           and ($3::text is null or a.endpoint_type = $3)
+         order by a.name"
+    ));
+    let rows: Vec<AccountRow> = sqlx::query_as(&sql)
+        .bind(caller.subject_id)
+        .bind(caller.is_admin)
+        .bind(query.endpoint_type.map(EndpointType::as_str))
+        .fetch_all(&state.db)
+        .await?;
+    Ok(Json(rows.into_iter().map(AccountRow::view).collect()))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account): Path<String>,
+) -> ApiResult<Json<AccountView>> {
+    let mut conn = state.db.acquire().await?;
+    let (row, _) = load_visible(&mut conn, &caller, &account, false).await?;
+    Ok(Json(row.view()))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(mut input): ApiJson<AccountInput>,
+) -> ApiResult<impl IntoResponse> {
+    if !caller.is_user() {
+        return Err(ApiError::Forbidden("only users create provider accounts"));
+    }
+    input.validate()?;
+    input.header_auth = unmask_header_auth(input.header_auth, None)?;
+    let mut tx = state.db.begin().await?;
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "insert into provider_accounts (id, name, endpoint_type, header_auth, custom_headers)
+         values ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(&input.name)
+    .bind(input.endpoint_type.map(EndpointType::as_str))
+    .bind(input.header_auth.as_ref().map(DbJson))
+    .bind(DbJson(&input.custom_headers))
+    .execute(&mut *tx)
+    .await?;
+    set_collaborators(&mut tx, id, &input.collaborators).await?;
+    // The creator manages what it created, unless it listed itself otherwise.
+    if !caller.is_admin {
+        sqlx::query(
+            "insert into collaborators (account_id, subject_id, role)
+             values ($1, $2, 'provider-account-manager') on conflict do nothing",
+        )
+        .bind(id)
+        .bind(caller.subject_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    record_change(&mut tx, "provider_account", &input.name, Operation::Create).await?;
+    let row = fetch(&mut tx, &caller, &input.name, false).await?;
+    tx.commit().await?;
+    let location = format!("/api/v1/provider-accounts/{}", row.name);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(row.view()),
+    ))
+}
+
+async fn replace(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account): Path<String>,
+    ApiJson(input): ApiJson<AccountInput>,
+) -> ApiResult<Json<AccountView>> {
+    write_replacement(&state, &caller, &account, |_| Ok(input)).await
+}
+
+/// JSON merge patch (RFC 7396) over the account as read, then the same path as a replacement.
+async fn patch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account): Path<String>,
+    ApiJson(patch): ApiJson<serde_json::Value>,
+) -> ApiResult<Json<AccountView>> {
+    write_replacement(&state, &caller, &account, |current| {
+        patched(current, &["id", "created_at", "updated_at"], &patch)
+    })
+    .await
+}
+
+/// Replaces account `name` with what `build` makes of its current (masked) view.
+async fn write_replacement(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    build: impl FnOnce(&AccountView) -> ApiResult<AccountInput>,
+) -> ApiResult<Json<AccountView>> {
+    let mut tx = state.db.begin().await?;
+    let (row, access) = load_visible(&mut tx, caller, name, true).await?;
+    if access < AccountAccess::Manage {
+        return Err(ApiError::Forbidden(
+            "changing this provider account needs the provider-account-manager role",
+        ));
+    }
+    let id = row.id;
+    let stored_auth = row.header_auth.as_ref().map(|a| a.0.clone());
+    let mut input = build(&row.view())?;
+    input.validate()?;
+    input.header_auth = unmask_header_auth(input.header_auth, stored_auth.as_ref())?;
+    sqlx::query(
+        "update provider_accounts
+         set name = $2, endpoint_type = $3, header_auth = $4, custom_headers = $5, updated_at = now()
+         where id = $1",
+    )
+    .bind(id)
+    .bind(&input.name)
+    .bind(input.endpoint_type.map(EndpointType::as_str))
+    .bind(input.header_auth.as_ref().map(DbJson))
+    .bind(DbJson(&input.custom_headers))
+    .execute(&mut *tx)
+    .await?;
+    set_collaborators(&mut tx, id, &input.collaborators).await?;
+    record_change(&mut tx, "provider_account", &input.name, Operation::Update).await?;
+    // Read back regardless of access: a manager may have just removed itself.
+    let row = fetch(&mut tx, caller, &input.name, false).await?;
+    tx.commit().await?;
+    Ok(Json(row.view()))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account): Path<String>,
+) -> ApiResult<StatusCode> {
+    let mut tx = state.db.begin().await?;
+    let id = authorize(&mut tx, &caller, &account, AccountAccess::Manage, true).await?;
+    sqlx::query("delete from provider_accounts where id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    record_change(&mut tx, "provider_account", &account, Operation::Delete).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn read_collaborators(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account): Path<String>,
+) -> ApiResult<Json<Vec<Collaborator>>> {
+    let mut conn = state.db.acquire().await?;
+    let (row, _) = load_visible(&mut conn, &caller, &account, false).await?;
+    Ok(Json(row.collaborators.0))
+}
+
+async fn replace_collaborators(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account): Path<String>,
+    ApiJson(collaborators): ApiJson<Vec<Collaborator>>,
+) -> ApiResult<Json<Vec<Collaborator>>> {
+    let mut tx = state.db.begin().await?;
+    let id = authorize(&mut tx, &caller, &account, AccountAccess::Manage, true).await?;
+    set_collaborators(&mut tx, id, &collaborators).await?;
+    record_change(&mut tx, "collaborators", &account, Operation::Update).await?;
+    let row = fetch(&mut tx, &caller, &account, false).await?;
+    tx.commit().await?;
+    Ok(Json(row.collaborators.0))
+}
+
+/// Replaces the account's collaborators; unknown subjects are a 422 naming the entry.
+async fn set_collaborators(
+    tx: &mut Transaction<'_, Postgres>,
+    account_id: Uuid,
+    collaborators: &[Collaborator],
+) -> ApiResult<()> {
+    let subjects: Vec<Subject> = collaborators.iter().map(|c| c.subject.clone()).collect();
+    let ids = resolve_all(tx, "collaborators", &subjects).await?;
+    sqlx::query("delete from collaborators where account_id = $1")
+        .bind(account_id)
+        .execute(&mut **tx)
+        .await?;
+    for (id, collaborator) in ids.iter().zip(collaborators) {
+        sqlx::query("insert into collaborators (account_id, subject_id, role) values ($1, $2, $3)")
+            .bind(account_id)
+            .bind(id)
+            .bind(collaborator.role.as_str())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! Write-only secrets (RELIABILITY S8): reads mask header auth values; a write that sends a
+//! masked value back (read, edit, write) keeps the stored value for that header.
+
+use std::collections::BTreeMap;
+
+use shared::model::{HeaderAuth, MASK};
+use shared::validation::FieldError;
+
+/// `new` with every masked value replaced by the stored value of the same header in `old`.
+pub fn unmask_header_auth(
+    new: Option<HeaderAuth>,
+    old: Option<&HeaderAuth>,
+) -> Result<Option<HeaderAuth>, FieldError> {
+    let Some(new) = new else { return Ok(None) };
+    let mut headers = BTreeMap::new();
+    for (name, value) in new.headers() {
+        let value = if value == MASK {
+            old.and_then(|old| {
+                old.headers()
+                    .iter()
+                    .find(|(old_name, _)| old_name.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.clone())
+            })
+            .ok_or_else(|| {
+                FieldError::new(
+                    format!("header_auth.headers.{name}"),
+                    "is masked but no value is stored for it: send the real value",
+                )
+            })?
+        } else {
+            value.clone()
+        };
+        headers.insert(name.clone(), value);
+    }
+    Ok(Some(HeaderAuth::Header { headers }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(pairs: &[(&str, &str)]) -> HeaderAuth {
+        HeaderAuth::Header {
+            headers: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn masked_values_keep_the_stored_secret() {
+        let old = auth(&[("X-Key", "s3cret")]);
+        let new = auth(&[("x-key", MASK), ("X-Other", "new")]);
+        let merged = unmask_header_auth(Some(new), Some(&old)).unwrap().unwrap();
+        assert_eq!(merged, auth(&[("x-key", "s3cret"), ("X-Other", "new")]));
+    }
+
+    #[test]
+    fn a_mask_without_a_stored_value_is_refused() {
+        let err = unmask_header_auth(Some(auth(&[("X-Key", MASK)])), None).unwrap_err();
+        assert_eq!(err.field, "header_auth.headers.X-Key");
+    }
+}

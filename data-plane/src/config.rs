@@ -1,0 +1,76 @@
+//! Command line and environment configuration of a data plane.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use secrecy::SecretString;
+use shared::logging::LogFormat;
+
+/// Gatehouse data plane: a stateless proxy. It loads the routing table from PostgreSQL, follows
+/// changes with LISTEN/NOTIFY, and forwards /proxy-api/{account}/{endpoint}/{path} upstream with
+/// the integration's credentials injected.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "data-plane", version)]
+pub struct Config {
+    /// PostgreSQL connection URL (a session connection: LISTEN does not work through
+    /// transaction pooling).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: SecretString,
+
+    /// Address (host:port) the proxy listens on; it also serves /healthz, /readyz and /status.
+    #[arg(long = "listen", env = "LISTEN_ADDR", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+
+    /// Maximum PostgreSQL connections for snapshot reads (the listener holds one more).
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 2)]
+    pub database_max_connections: u32,
+
+    /// Milliseconds between heartbeats on the listening connection; each one also compares the
+    /// config version, as a backstop for lost notifications (RELIABILITY P9).
+    #[arg(long, env = "SYNC_POLL_INTERVAL_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(10..))]
+    pub sync_poll_interval_ms: u64,
+
+    /// Milliseconds a heartbeat may take before the listener is deemed deaf and replaced.
+    #[arg(long, env = "SYNC_HEARTBEAT_TIMEOUT_MS", default_value_t = 3_000, value_parser = clap::value_parser!(u64).range(10..))]
+    pub sync_heartbeat_timeout_ms: u64,
+
+    /// Milliseconds to wait for an upstream TCP (and TLS) connection.
+    #[arg(long, env = "UPSTREAM_CONNECT_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub upstream_connect_timeout_ms: u64,
+
+    /// Milliseconds to wait for the upstream's response headers (504 after that). Bodies are
+    /// never cut by a total timeout.
+    #[arg(long, env = "UPSTREAM_RESPONSE_TIMEOUT_MS", default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub upstream_response_timeout_ms: u64,
+
+    /// Milliseconds a client may take to send its request headers (slowloris guard).
+    #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_ms: u64,
+
+    /// Seconds in-flight requests get to finish after a shutdown signal.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
+    pub shutdown_grace_seconds: u64,
+
+    /// Log line format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.sync_poll_interval_ms)
+    }
+    pub fn heartbeat_timeout(&self) -> Duration {
+        Duration::from_millis(self.sync_heartbeat_timeout_ms)
+    }
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.upstream_connect_timeout_ms)
+    }
+    pub fn response_timeout(&self) -> Duration {
+        Duration::from_millis(self.upstream_response_timeout_ms)
+    }
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+}

@@ -1,0 +1,88 @@
+//! The Gatehouse data plane: a stateless proxy. It follows the control plane's writes through
+//! PostgreSQL LISTEN/NOTIFY, keeps an immutable routing table behind one `ArcSwap`, and forwards
+//! `/proxy-api/{account}/{endpoint}/{path}?{query}` upstream with credentials injected.
+//!
+//! - [`config`]: flags and environment.
+//! - [`routing`]: the immutable table built from a snapshot.
+//! - [`sync`]: LISTEN, snapshot reads, validate-then-swap.
+//! - [`upstream`]: HTTP clients, one per TLS profile.
+//! - [`proxy`]: the request path: auth, routing, header rewriting, errors.
+//! - [`admin`]: health, readiness and sync status.
+//! - [`server`]: the accept loop and graceful shutdown.
+
+pub mod admin;
+pub mod config;
+pub mod proxy;
+pub mod routing;
+pub mod server;
+pub mod sync;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use arc_swap::ArcSwap;
+use secrecy::ExposeSecret;
+use sqlx::postgres::PgPoolOptions;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use config::Config;
+
+/// What the request path and the sync task share.
+pub struct Gateway {
+    pub config: Config,
+    /// The current routing table; requests load it once each.
+    pub table: ArcSwap<routing::RoutingTable>,
+    /// Becomes true with the first table and stays true (RELIABILITY P10).
+    pub ready: watch::Sender<bool>,
+    pub status: sync::SyncStatus,
+}
+
+/// A running data plane: its address, and the tasks to await after signalling shutdown.
+pub struct DataPlane {
+    pub addr: SocketAddr,
+    pub gateway: Arc<Gateway>,
+    server: tokio::task::JoinHandle<()>,
+    sync: tokio::task::JoinHandle<()>,
+}
+
+impl DataPlane {
+    /// Waits for the server (after draining) and the sync task to end, reporting which failed.
+    pub async fn join(self) -> anyhow::Result<()> {
+        self.server.await.context("server task")?;
+        self.sync.await.context("sync task")?;
+        Ok(())
+    }
+}
+
+/// Binds `listener` and starts serving and syncing; both stop when `shutdown` turns true.
+/// The proxy answers 503 until the first table is loaded; the database may be down at start.
+pub async fn start(
+    config: Config,
+    listener: TcpListener,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<DataPlane> {
+    let pool = PgPoolOptions::new()
+        .max_connections(config.database_max_connections + 1)
+        .acquire_timeout(config.heartbeat_timeout())
+        .connect_lazy(config.database_url.expose_secret())
+        .context("parsing DATABASE_URL")?;
+    let gateway = Arc::new(Gateway {
+        config,
+        table: ArcSwap::from_pointee(routing::RoutingTable::unloaded()),
+        ready: watch::Sender::new(false),
+        status: sync::SyncStatus::default(),
+    });
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "data plane listening");
+    let sync = tokio::spawn(sync::run(Arc::clone(&gateway), pool, shutdown.clone()));
+    let server = tokio::spawn(server::serve(listener, Arc::clone(&gateway), shutdown));
+    Ok(DataPlane {
+        addr,
+        gateway,
+        server,
+        sync,
+    })
+}

@@ -1,0 +1,261 @@
+//! The immutable routing table: everything the request path reads, prebuilt from one snapshot so
+//! that a request does lookups and copies of shared bytes, nothing more (RELIABILITY P7: a table
+//! is either fully built or not used at all).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use http::header::{HeaderName, HeaderValue};
+use http::uri::{Authority, Scheme};
+use shared::api_key::KeyDigest;
+use shared::base_url::{self, BaseUrl};
+use shared::model::HeaderAuth;
+use shared::snapshot::{IntegrationSnapshot, Snapshot};
+use uuid::Uuid;
+
+use crate::upstream::{Clients, UpstreamClient};
+
+/// One snapshot's worth of routes and keys.
+pub struct RoutingTable {
+    /// The config version this table was built from; -1 before the first load.
+    pub version: i64,
+    accounts: HashMap<Box<str>, HashMap<Box<str>, Arc<Route>>>,
+    keys: HashMap<KeyDigest, Arc<Caller>>,
+}
+
+/// The subject behind an API key, with what access checks need.
+#[derive(Debug)]
+pub struct Caller {
+    pub key_id: Uuid,
+    pub subject_id: Uuid,
+    pub subject: Arc<str>,
+    pub is_admin: bool,
+    pub teams: Box<[Uuid]>,
+    /// Unix seconds.
+    pub expires_at: Option<i64>,
+}
+
+/// Everything needed to forward to one integration.
+#[derive(Debug)]
+pub struct Route {
+    pub account: Arc<str>,
+    pub endpoint: Arc<str>,
+    pub scheme: Scheme,
+    pub authority: Authority,
+    /// Empty or `/`-led, no trailing slash.
+    pub base_path: Box<str>,
+    /// Custom headers, then header auth, merged by SPEC §2 precedence; each *replaces* any caller
+    /// header of the same name. Header auth values are marked sensitive.
+    pub inject: Box<[(HeaderName, HeaderValue)]>,
+    /// Subjects allowed to call: the authorized subjects, or the collaborators when that list
+    /// is empty (SPEC "Who may call").
+    allowed: HashSet<Uuid>,
+    pub client: UpstreamClient,
+}
+
+impl Route {
+    /// SPEC "Who may call": admins; else the caller or one of its teams is allowed.
+    pub fn may_call(&self, caller: &Caller) -> bool {
+        caller.is_admin
+            || self.allowed.contains(&caller.subject_id)
+            || caller.teams.iter().any(|t| self.allowed.contains(t))
+    }
+}
+
+/// Why a snapshot could not become a table.
+#[derive(Debug, thiserror::Error)]
+#[error("integration {account}/{endpoint}: {reason}")]
+pub struct BuildError {
+    account: String,
+    endpoint: String,
+    reason: String,
+}
+
+impl RoutingTable {
+    /// The placeholder before the first load: no routes, version -1.
+    pub fn unloaded() -> RoutingTable {
+        RoutingTable {
+            version: -1,
+            accounts: HashMap::new(),
+            keys: HashMap::new(),
+        }
+    }
+
+    /// Builds a whole table or fails; `clients` supplies one client per TLS profile.
+    pub fn build(snapshot: &Snapshot, clients: &mut Clients) -> Result<RoutingTable, BuildError> {
+        let accounts_by_id: HashMap<Uuid, _> =
+            snapshot.accounts.iter().map(|a| (a.id, a)).collect();
+        let mut accounts: HashMap<Box<str>, HashMap<Box<str>, Arc<Route>>> = snapshot
+            .accounts
+            .iter()
+            .map(|a| (a.name.as_str().into(), HashMap::new()))
+            .collect();
+        for integration in &snapshot.integrations {
+            let Some(account) = accounts_by_id.get(&integration.account_id) else {
+                continue;
+            };
+            let fail = |reason: String| BuildError {
+                account: account.name.clone(),
+                endpoint: integration.name.clone(),
+                reason,
+            };
+            let base = BaseUrl::parse(&integration.base_url).map_err(|e| fail(e.to_string()))?;
+            let authority =
+                Authority::try_from(base.authority.as_str()).map_err(|e| fail(e.to_string()))?;
+            let header_auth = integration
+                .header_auth
+                .as_ref()
+                .or(account.header_auth.as_ref());
+            let inject = injected_headers(&account.custom_headers, integration, header_auth)
+                .map_err(fail)?;
+            let allowed_ids = if integration.authorized_subjects.is_empty() {
+                &account.collaborators
+            } else {
+                &integration.authorized_subjects
+            };
+            let route = Route {
+                account: account.name.as_str().into(),
+                endpoint: integration.name.as_str().into(),
+                scheme: match base.scheme {
+                    base_url::Scheme::Http => Scheme::HTTP,
+                    base_url::Scheme::Https => Scheme::HTTPS,
+                },
+                authority,
+                base_path: base.path.into(),
+                inject,
+                allowed: allowed_ids.iter().copied().collect(),
+                client: clients.for_tls(&integration.tls).map_err(fail)?,
+            };
+            if let Some(routes) = accounts.get_mut(account.name.as_str()) {
+                routes.insert(integration.name.as_str().into(), Arc::new(route));
+            }
+        }
+        clients.retain_used(
+            &snapshot
+                .integrations
+                .iter()
+                .map(|i| i.tls.clone())
+                .collect::<Vec<_>>(),
+        );
+
+        let subjects: HashMap<Uuid, _> = snapshot.subjects.iter().map(|s| (s.id, s)).collect();
+        let mut callers: HashMap<Uuid, Arc<str>> = HashMap::new();
+        let keys = snapshot
+            .keys
+            .iter()
+            .filter_map(|k| {
+                let digest: KeyDigest = k.digest.as_slice().try_into().ok()?;
+                let subject = subjects.get(&k.subject_id)?;
+                let name = callers
+                    .entry(subject.id)
+                    .or_insert_with(|| subject.name.as_str().into())
+                    .clone();
+                let caller = Caller {
+                    key_id: k.id,
+                    subject_id: subject.id,
+                    subject: name,
+                    is_admin: subject.is_admin,
+                    teams: subject.teams.clone().into_boxed_slice(),
+                    expires_at: k.expires_at,
+                };
+                Some((digest, Arc::new(caller)))
+            })
+            .collect();
+        Ok(RoutingTable {
+            version: snapshot.version,
+            accounts,
+            keys,
+        })
+    }
+
+    pub fn route(&self, account: &str, endpoint: &str) -> Option<&Arc<Route>> {
+        self.accounts.get(account)?.get(endpoint)
+    }
+
+    pub fn account_exists(&self, account: &str) -> bool {
+        self.accounts.contains_key(account)
+    }
+
+    pub fn caller(&self, digest: &KeyDigest) -> Option<&Arc<Caller>> {
+        self.keys.get(digest)
+    }
+
+    pub fn route_count(&self) -> usize {
+        self.accounts.values().map(HashMap::len).sum()
+    }
+}
+
+/// SPEC §2 precedence, last wins: account custom headers < integration custom headers <
+/// effective header auth. Names compare case-insensitively (HeaderName lowercases).
+fn injected_headers(
+    account_custom: &std::collections::BTreeMap<String, String>,
+    integration: &IntegrationSnapshot,
+    header_auth: Option<&HeaderAuth>,
+) -> Result<Box<[(HeaderName, HeaderValue)]>, String> {
+    let mut merged: Vec<(HeaderName, HeaderValue)> = Vec::new();
+    let layers = [
+        (account_custom, false),
+        (&integration.custom_headers, false),
+    ];
+    let auth_layer = header_auth.map(|a| (a.headers(), true));
+    for (headers, sensitive) in layers.into_iter().chain(auth_layer) {
+        for (name, value) in headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("invalid header name {name:?}"))?;
+            // The value is never echoed: it may be a credential.
+            let mut value = HeaderValue::from_str(value)
+                .map_err(|_| format!("invalid value for header {name}"))?;
+            value.set_sensitive(sensitive);
+            merged.retain(|(n, _)| n != name);
+            merged.push((name, value));
+        }
+    }
+    Ok(merged.into_boxed_slice())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::model::TlsSettings;
+    use std::collections::BTreeMap;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn integration(custom: &[(&str, &str)]) -> IntegrationSnapshot {
+        IntegrationSnapshot {
+            id: Uuid::nil(),
+            account_id: Uuid::nil(),
+            name: "e".into(),
+            base_url: "http://h".into(),
+            header_auth: None,
+            custom_headers: map(custom),
+            tls: TlsSettings::default(),
+            authorized_subjects: vec![],
+        }
+    }
+
+    #[test]
+    fn precedence_is_account_then_integration_then_auth() {
+        let account = map(&[("X-A", "account"), ("X-B", "account")]);
+        let auth = HeaderAuth::Header {
+            headers: map(&[("x-b", "secret")]),
+        };
+        let merged = injected_headers(
+            &account,
+            &integration(&[("x-a", "integration")]),
+            Some(&auth),
+        )
+        .unwrap();
+        let get = |n: &str| merged.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        assert_eq!(merged.len(), 2);
+        assert_eq!(get("x-a").unwrap(), "integration");
+        let auth_value = get("x-b").unwrap();
+        assert_eq!(auth_value, "secret");
+        assert!(auth_value.is_sensitive());
+    }
+}

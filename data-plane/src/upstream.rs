@@ -1,0 +1,149 @@
+//! Upstream HTTP clients, one per TLS profile. hyper's pool is keyed by scheme and authority only,
+//! so integrations that trust different roots must not share a client. Clients outlive routing
+//! table rebuilds, so their pooled keep-alive connections survive config changes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use shared::model::{TlsSettings, parse_ca_certs};
+
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
+
+/// What makes two integrations' TLS needs different.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct TlsProfile {
+    verify: bool,
+    ca_certs: Option<String>,
+}
+
+/// Builds clients on demand and keeps them across table rebuilds.
+pub struct Clients {
+    connect_timeout: Duration,
+    by_profile: HashMap<TlsProfile, UpstreamClient>,
+}
+
+impl Clients {
+    pub fn new(connect_timeout: Duration) -> Clients {
+        Clients {
+            connect_timeout,
+            by_profile: HashMap::new(),
+        }
+    }
+
+    /// The client for these settings, built the first time they are seen.
+    pub fn for_tls(&mut self, tls: &TlsSettings) -> Result<UpstreamClient, String> {
+        let profile = TlsProfile {
+            verify: tls.reject_unauthorized,
+            ca_certs: tls.ca_certs.clone(),
+        };
+        if let Some(client) = self.by_profile.get(&profile) {
+            return Ok(client.clone());
+        }
+        let client = self.build(&profile)?;
+        self.by_profile.insert(profile, client.clone());
+        Ok(client)
+    }
+
+    /// Forgets clients no integration of the new table uses.
+    pub fn retain_used(&mut self, used: &[TlsSettings]) {
+        self.by_profile.retain(|p, _| {
+            used.iter()
+                .any(|t| t.reject_unauthorized == p.verify && t.ca_certs == p.ca_certs)
+        });
+    }
+
+    fn build(&self, profile: &TlsProfile) -> Result<UpstreamClient, String> {
+        let mut roots = RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        if let Some(pem) = &profile.ca_certs {
+            for cert in parse_ca_certs(pem)? {
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("tls.ca_certs: unusable certificate: {e}"))?;
+            }
+        }
+        let mut tls = ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        if !profile.verify {
+            tls.dangerous()
+                .set_certificate_verifier(Arc::new(NoVerification(
+                    rustls::crypto::ring::default_provider(),
+                )));
+        }
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(self.connect_timeout));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_all_versions()
+            .wrap_connector(http);
+        Ok(Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector))
+    }
+}
+
+/// `reject_unauthorized: false`: accept any certificate, for that integration only. Signatures
+/// are still checked so the handshake itself stays sound.
+#[derive(Debug)]
+struct NoVerification(rustls::crypto::CryptoProvider);
+
+impl ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,237 @@
+//! End-to-end test harness: a fresh PostgreSQL database per test, the real control plane and
+//! data planes started in-process on port 0, and real upstream HTTP servers on 127.0.0.1.
+//!
+//! - [`upstream`]: a recording echo server (also the `echo-upstream` demo binary).
+//! - this module: databases, planes, an API client, and waiting with a deadline.
+
+#![allow(clippy::unwrap_used)]
+
+pub mod upstream;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// A database of its own for one test, created from `DATABASE_URL` (which the README's test
+/// command provides). LISTEN/NOTIFY channels are per database, so tests cannot hear each other.
+pub async fn fresh_database() -> String {
+    let base = std::env::var("DATABASE_URL").expect(
+        "DATABASE_URL must point at a PostgreSQL server: run the tests with ./scripts/test",
+    );
+    let name = format!("gatehouse_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::PgPool::connect(&base)
+        .await
+        .expect("connecting to DATABASE_URL");
+    sqlx::query(&format!("create database {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let mut url = url::Url::parse(&base).unwrap();
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// A control plane serving on 127.0.0.1:0 with an admin key ready.
+pub struct ControlPlane {
+    pub url: String,
+    pub admin_key: String,
+    pub db: sqlx::PgPool,
+    stop: watch::Sender<bool>,
+}
+
+impl ControlPlane {
+    pub async fn start(database_url: &str) -> ControlPlane {
+        shared::process::install_crypto_provider();
+        let config = control_plane::config::Cli::try_parse_from([
+            "control-plane",
+            "--database-url",
+            database_url,
+        ])
+        .unwrap()
+        .config;
+        let db = control_plane::db::connect_and_migrate(&config.database_url, 5)
+            .await
+            .unwrap();
+        let admin_key = control_plane::bootstrap::create_admin(&db, "admin@test.local", "test")
+            .await
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, mut stopped) = watch::channel(false);
+        let state = control_plane::AppState { db: db.clone() };
+        tokio::spawn(control_plane::serve(listener, state, async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }));
+        ControlPlane {
+            url,
+            admin_key,
+            db,
+            stop,
+        }
+    }
+
+    /// An API client authenticated with the admin key.
+    pub fn admin(&self) -> Api {
+        self.client(&self.admin_key)
+    }
+
+    pub fn client(&self, key: &str) -> Api {
+        Api {
+            base: format!("{}/api/v1", self.url),
+            key: key.to_owned(),
+            http: http_client(),
+        }
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// A data plane on 127.0.0.1:0; `extra` are further command-line flags.
+pub struct DataPlane {
+    pub url: String,
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+}
+
+impl DataPlane {
+    pub async fn start(database_url: &str, extra: &[&str]) -> DataPlane {
+        shared::process::install_crypto_provider();
+        let mut args = vec!["data-plane", "--database-url", database_url];
+        args.extend_from_slice(extra);
+        let config = data_plane::Config::try_parse_from(args).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (stop, shutdown) = watch::channel(false);
+        let plane = data_plane::start(config, listener, shutdown).await.unwrap();
+        let addr = plane.addr;
+        DataPlane {
+            url: format!("http://{addr}"),
+            addr,
+            stop,
+        }
+    }
+
+    /// Starts and waits until the first routing table is loaded.
+    pub async fn start_ready(database_url: &str) -> DataPlane {
+        let plane = DataPlane::start(database_url, &[]).await;
+        let client = http_client();
+        let ready = format!("{}/readyz", plane.url);
+        wait_until(Duration::from_secs(10), "data plane ready", || async {
+            client
+                .get(&ready)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+        plane
+    }
+
+    /// `/proxy-api/{path}` on this data plane.
+    pub fn proxy(&self, path: &str) -> String {
+        format!("{}/proxy-api/{path}", self.url)
+    }
+}
+
+impl Drop for DataPlane {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// reqwest set up as a proxy test needs it: no redirects followed, no system proxy, no total
+/// timeout that would cut a stream.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+/// A JSON client for the control plane's `/api/v1`.
+pub struct Api {
+    base: String,
+    key: String,
+    http: reqwest::Client,
+}
+
+/// Status and parsed body (`Null` when empty) of an API call.
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Api {
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Reply {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.key);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let text = response.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            content_type,
+            text,
+            json,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.call(reqwest::Method::POST, path, Some(&body)).await
+    }
+    pub async fn put(&self, path: &str, body: Value) -> Reply {
+        self.call(reqwest::Method::PUT, path, Some(&body)).await
+    }
+    pub async fn patch(&self, path: &str, body: Value) -> Reply {
+        self.call(reqwest::Method::PATCH, path, Some(&body)).await
+    }
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.call(reqwest::Method::DELETE, path, None).await
+    }
+}
+
+/// Polls `condition` until it holds; panics naming `what` after `deadline`. Returns how long
+/// it took.
+pub async fn wait_until<F, Fut>(deadline: Duration, what: &str, mut condition: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if condition().await {
+            return started.elapsed();
+        }
+        if started.elapsed() > deadline {
+            panic!("timed out after {deadline:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -1,0 +1,219 @@
+//! The control plane's REST contract for accounts and integrations: validation, conflicts,
+//! masking, authentication, merge patch.
+
+#![allow(clippy::unwrap_used)]
+
+use gatehouse_tests::{ControlPlane, fresh_database};
+use serde_json::json;
+
+#[tokio::test]
+async fn invalid_input_is_422_naming_the_field() {
+    let db = fresh_database().await;
+    let cp = ControlPlane::start(&db).await;
+    let api = cp.admin();
+    let accounts = [
+        (json!({"name": "AB"}), "name"),
+        (json!({"name": "a_b_c"}), "name"),
+        (json!({"name": "x".repeat(33)}), "name"),
+        (
+            json!({"name": "okay", "endpoint_type": "ftp"}),
+            "endpoint_type",
+        ),
+        (
+            json!({"name": "okay", "custom_headers": {"Bad Header": "x"}}),
+            "custom_headers.Bad Header",
+        ),
+        (
+            json!({"name": "okay", "header_auth": {"type": "header", "headers": {}}}),
+            "header_auth.headers",
+        ),
+        (json!({"endpoint_type": "other"}), "name"),
+        (
+            json!({"name": "okay", "collaborators": [{"subject": "user:nobody@x.io", "role": "provider-account-access"}]}),
+            "collaborators[0]",
+        ),
+    ];
+    for (body, field) in accounts {
+        let r = api.post("/provider-accounts", body.clone()).await;
+        assert_eq!(r.status, 422, "{body}: {}", r.text);
+        assert_eq!(r.content_type, "application/problem+json");
+        assert_eq!(r.json["field"], field, "{body}: {}", r.text);
+    }
+    assert_eq!(
+        api.post("/provider-accounts", json!({"name": "acme"}))
+            .await
+            .status,
+        201
+    );
+    let integrations = [
+        (json!({"name": "1abc", "base_url": "http://x.io"}), "name"),
+        (json!({"name": "a b", "base_url": "http://x.io"}), "name"),
+        (
+            json!({"name": "svc", "base_url": "http://x.io/"}),
+            "base_url",
+        ),
+        (
+            json!({"name": "svc", "base_url": "http://x.io/v1/"}),
+            "base_url",
+        ),
+        (
+            json!({"name": "svc", "base_url": "http://x.io?q=1"}),
+            "base_url",
+        ),
+        (
+            json!({"name": "svc", "base_url": "http://user:pw@x.io"}),
+            "base_url",
+        ),
+        (json!({"name": "svc", "base_url": "ftp://x.io"}), "base_url"),
+        (
+            json!({"name": "svc", "base_url": "http://x.io#frag"}),
+            "base_url",
+        ),
+        (json!({"name": "svc"}), "base_url"),
+        (
+            json!({"name": "svc", "base_url": "http://x.io", "tls": {"ca_certs": "garbage"}}),
+            "tls.ca_certs",
+        ),
+        (
+            json!({"name": "svc", "base_url": "http://x.io", "authorized_subjects": ["robot:x"]}),
+            "authorized_subjects[0]",
+        ),
+        (
+            json!({"name": "svc", "base_url": "http://x.io", "authorized_subjects": ["team:ghosts"]}),
+            "authorized_subjects[0]",
+        ),
+    ];
+    for (body, field) in integrations {
+        let r = api
+            .post("/provider-accounts/acme/integrations", body.clone())
+            .await;
+        assert_eq!(r.status, 422, "{body}: {}", r.text);
+        assert_eq!(r.json["field"], field, "{body}: {}", r.text);
+    }
+    let nothing: i64 = sqlx::query_scalar("select count(*) from integrations")
+        .fetch_one(&cp.db)
+        .await
+        .unwrap();
+    assert_eq!(nothing, 0, "refused input loses nothing and stores nothing");
+}
+
+#[tokio::test]
+async fn duplicates_conflict_and_secrets_are_masked() {
+    let db = fresh_database().await;
+    let cp = ControlPlane::start(&db).await;
+    let api = cp.admin();
+    let secret = "canary-7f3a9c-secret";
+    let account =
+        json!({"name": "acme", "header_auth": {"type": "header", "headers": {"X-Key": secret}}});
+    let created = api.post("/provider-accounts", account.clone()).await;
+    assert_eq!(created.status, 201);
+    assert_eq!(api.post("/provider-accounts", account).await.status, 409);
+    let integration = json!({"name": "svc", "base_url": "https://api.example.com/v1",
+                             "header_auth": {"type": "header", "headers": {"Authorization": secret}}});
+    let created_i = api
+        .post("/provider-accounts/acme/integrations", integration.clone())
+        .await;
+    assert_eq!(created_i.status, 201);
+    assert_eq!(
+        api.post("/provider-accounts/acme/integrations", integration)
+            .await
+            .status,
+        409
+    );
+
+    let reads = [
+        created.text,
+        created_i.text,
+        api.get("/provider-accounts").await.text,
+        api.get("/provider-accounts/acme").await.text,
+        api.get("/provider-accounts/acme/integrations").await.text,
+        api.get("/provider-accounts/acme/integrations/svc")
+            .await
+            .text,
+    ];
+    for text in &reads {
+        assert!(!text.contains(secret), "secret leaked in {text}");
+    }
+    assert!(reads[3].contains("********"));
+
+    // Read, edit, write back: masked values keep the stored secret.
+    let mut current = api
+        .get("/provider-accounts/acme/integrations/svc")
+        .await
+        .json;
+    current["base_url"] = json!("https://api.example.com/v2");
+    for generated in ["id", "account", "created_at", "updated_at"] {
+        current.as_object_mut().unwrap().remove(generated);
+    }
+    let r = api
+        .put("/provider-accounts/acme/integrations/svc", current)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let stored: serde_json::Value =
+        sqlx::query_scalar("select header_auth from integrations where name = 'svc'")
+            .fetch_one(&cp.db)
+            .await
+            .unwrap();
+    assert_eq!(stored["headers"]["Authorization"], secret);
+
+    // Merge patch changes only what it names.
+    let r = api
+        .patch(
+            "/provider-accounts/acme/integrations/svc",
+            json!({"custom_headers": {"X-New": "1"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["base_url"], "https://api.example.com/v2");
+    assert_eq!(r.json["custom_headers"]["X-New"], "1");
+    let r = api
+        .patch(
+            "/provider-accounts/acme",
+            json!({"endpoint_type": "azure-speech-service"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["endpoint_type"], "azure-speech-service");
+    assert!(r.json["header_auth"]["headers"]["X-Key"] == "********");
+}
+
+#[tokio::test]
+async fn management_needs_a_valid_key_and_hides_what_it_cannot_see() {
+    let db = fresh_database().await;
+    let cp = ControlPlane::start(&db).await;
+    for key in [
+        "",
+        "gh_nope",
+        "gh_000000000000000000000000000000000000000000000000",
+    ] {
+        let r = cp.client(key).get("/provider-accounts").await;
+        assert_eq!(r.status, 401, "{key}");
+        assert_eq!(r.content_type, "application/problem+json");
+    }
+    let api = cp.admin();
+    assert_eq!(
+        api.post("/provider-accounts", json!({"name": "acme"}))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(api.get("/provider-accounts/nope").await.status, 404);
+    assert_eq!(
+        api.get("/provider-accounts/acme/integrations/nope")
+            .await
+            .status,
+        404
+    );
+    assert_eq!(api.delete("/provider-accounts/acme").await.status, 204);
+    assert_eq!(api.get("/provider-accounts/acme").await.status, 404);
+
+    // Every write bumped the config version, with a change-log row each.
+    let (version, changes): (i64, i64) = sqlx::query_as(
+        "select (select version from config_version), (select count(*) from config_changes)",
+    )
+    .fetch_one(&cp.db)
+    .await
+    .unwrap();
+    assert!(version >= 3, "{version}");
+    assert_eq!(version, changes);
+}
