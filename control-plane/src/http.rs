@@ -10,13 +10,16 @@ use axum::http::StatusCode;
 use axum::routing::get;
 
 use crate::AppState;
-use crate::{integrations, provider_accounts};
+use crate::{api_keys, integrations, provider_accounts, subjects};
 
 /// The whole control-plane API.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(provider_accounts::routes())
         .merge(integrations::routes())
+        .merge(subjects::principals::routes())
+        .merge(subjects::teams::routes())
+        .merge(api_keys::routes())
         .fallback(|| async { error::ApiError::NotFound("resource") });
     Router::new()
         .nest("/api/v1", api)

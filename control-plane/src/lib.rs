@@ -6,9 +6,10 @@
 //! - [`http`]: router, error type, JSON extraction, merge patch.
 //! - [`auth`]: the caller behind an API key, and who may manage what.
 //! - [`bootstrap`]: the first admin and `create-admin`.
-//! - [`provider_accounts`], [`integrations`], [`subjects`]: the resources.
+//! - [`provider_accounts`], [`integrations`], [`subjects`], [`api_keys`]: the resources.
 //! - [`secrets`]: masking and write-only handling of header auth.
 
+pub mod api_keys;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;

@@ -1,4 +1,10 @@
-//! Subjects (users, teams, virtual accounts) as other objects refer to them.
+//! Subjects: users, teams and virtual accounts, and how other objects refer to them.
+//!
+//! - [`principals`]: `/users` and `/virtual-accounts`.
+//! - [`teams`]: `/teams` and their members.
+
+pub mod principals;
+pub mod teams;
 
 use shared::model::Subject;
 use shared::validation::FieldError;

@@ -1,0 +1,179 @@
+//! `/api/v1/api-keys`: keys for users (issued by themselves or an admin) and virtual accounts
+//! (issued by an admin). The secret is returned once, at creation; only its digest is stored.
+//! Deleting a key revokes it; revocation reaches every data plane through the usual propagation.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shared::api_key;
+use shared::model::{Subject, SubjectKind};
+use shared::validation::FieldError;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::bootstrap::insert_key;
+use crate::db::{Operation, record_change};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::json::ApiJson;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api-keys", get(list).post(create))
+        .route("/api-keys/{id}", get(read).delete(revoke))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyInput {
+    name: String,
+    /// The owner; the caller itself when absent.
+    #[serde(default)]
+    owner: Option<Subject>,
+    #[serde(default)]
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// A key as listed: never its secret.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct KeyView {
+    pub id: Uuid,
+    pub name: String,
+    pub owner: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Updated at most once a minute.
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// The answer to a creation: the view plus the secret, this once.
+#[derive(Debug, Serialize)]
+struct CreatedKey {
+    #[serde(flatten)]
+    key: KeyView,
+    secret: String,
+}
+
+/// `$1` caller id, `$2` caller is admin, `$3` key id or null.
+const SELECT: &str =
+    "select k.id, k.name, s.kind || ':' || s.name as owner, k.created_at, k.expires_at,
+        k.revoked_at, k.last_used_at
+     from api_keys k join subjects s on s.id = k.subject_id
+     where ($2 or k.subject_id = $1) and ($3::uuid is null or k.id = $3)
+     order by k.created_at, k.id";
+
+async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<KeyView>>> {
+    let keys = sqlx::query_as(SELECT)
+        .bind(caller.subject_id)
+        .bind(caller.is_admin)
+        .bind(None::<Uuid>)
+        .fetch_all(&state.db)
+        .await?;
+    Ok(Json(keys))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<KeyView>> {
+    let key: Option<KeyView> = sqlx::query_as(SELECT)
+        .bind(caller.subject_id)
+        .bind(caller.is_admin)
+        .bind(id)
+        .fetch_optional(&state.db)
+        .await?;
+    key.map(Json).ok_or(ApiError::NotFound("API key"))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(input): ApiJson<KeyInput>,
+) -> ApiResult<impl IntoResponse> {
+    if input.name.trim().is_empty() || input.name.len() > 100 {
+        return Err(FieldError::new("name", "must be 1 to 100 characters").into());
+    }
+    if input.expires_at.is_some_and(|t| t <= Utc::now()) {
+        return Err(FieldError::new("expires_at", "must be in the future").into());
+    }
+    let mut tx = state.db.begin().await?;
+    let owner_id = match &input.owner {
+        None if caller.is_user() || caller.is_admin => caller.subject_id,
+        None => {
+            return Err(ApiError::Forbidden(
+                "virtual accounts get keys from an admin",
+            ));
+        }
+        Some(owner) => {
+            if owner.kind == SubjectKind::Team {
+                return Err(
+                    FieldError::new("owner", "keys belong to a user or a virtual account").into(),
+                );
+            }
+            let id: Option<Uuid> =
+                sqlx::query_scalar("select id from subjects where kind = $1 and name = $2")
+                    .bind(owner.kind.as_str())
+                    .bind(&owner.name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let id = id.ok_or_else(|| {
+                FieldError::new("owner", format!("subject {owner} does not exist"))
+            })?;
+            if id != caller.subject_id && !caller.is_admin {
+                return Err(ApiError::Forbidden("only admins issue keys for others"));
+            }
+            id
+        }
+    };
+    let key = api_key::generate();
+    let id = insert_key(&mut tx, owner_id, &input.name, &key.digest).await?;
+    sqlx::query("update api_keys set expires_at = $2 where id = $1")
+        .bind(id)
+        .bind(input.expires_at)
+        .execute(&mut *tx)
+        .await?;
+    record_change(&mut tx, "api_key", &id.to_string(), Operation::Create).await?;
+    let view: KeyView = sqlx::query_as(SELECT)
+        .bind(caller.subject_id)
+        .bind(true)
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedKey {
+            key: view,
+            secret: key.secret,
+        }),
+    ))
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
+    let mut tx = state.db.begin().await?;
+    let revoked = sqlx::query(
+        "update api_keys set revoked_at = coalesce(revoked_at, now())
+         where id = $1 and ($3 or subject_id = $2)",
+    )
+    .bind(id)
+    .bind(caller.subject_id)
+    .bind(caller.is_admin)
+    .execute(&mut *tx)
+    .await?;
+    if revoked.rows_affected() == 0 {
+        return Err(ApiError::NotFound("API key"));
+    }
+    record_change(&mut tx, "api_key", &id.to_string(), Operation::Delete).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,282 @@
+//! `/api/v1/users` and `/api/v1/virtual-accounts`: subjects that hold API keys. Only admins
+//! manage them; a user may read itself.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shared::model::SubjectKind;
+use shared::names::{validate_email, validate_principal_name};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::db::{Operation, record_change};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::json::ApiJson;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/users", get(list_users).post(create_user))
+        .route(
+            "/users/{email}",
+            get(read_user).patch(update_user).delete(delete_user),
+        )
+        .route(
+            "/virtual-accounts",
+            get(list_virtual_accounts).post(create_virtual_account),
+        )
+        .route(
+            "/virtual-accounts/{name}",
+            get(read_virtual_account).delete(delete_virtual_account),
+        )
+}
+
+/// A user or virtual account as read.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct PrincipalView {
+    pub id: Uuid,
+    /// `user:<email>` or `virtualaccount:<name>`.
+    pub subject: String,
+    pub name: String,
+    pub is_admin: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+const SELECT: &str = "select id, kind || ':' || name as subject, name, is_admin, created_at
+     from subjects where kind = $1 and ($2::text is null or name = $2) and ($3::uuid is null or id = $3)
+     order by name";
+
+async fn fetch_all(
+    conn: &mut PgConnection,
+    kind: SubjectKind,
+    name: Option<&str>,
+    only: Option<Uuid>,
+) -> sqlx::Result<Vec<PrincipalView>> {
+    sqlx::query_as(SELECT)
+        .bind(kind.as_str())
+        .bind(name)
+        .bind(only)
+        .fetch_all(conn)
+        .await
+}
+
+fn require_admin(caller: &Caller) -> ApiResult<()> {
+    if caller.is_admin {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "only admins manage users and virtual accounts",
+        ))
+    }
+}
+
+/// Admins see every principal of `kind`; anyone else sees only itself.
+async fn list(
+    state: &AppState,
+    caller: &Caller,
+    kind: SubjectKind,
+) -> ApiResult<Json<Vec<PrincipalView>>> {
+    let only = (!caller.is_admin).then_some(caller.subject_id);
+    let mut conn = state.db.acquire().await?;
+    Ok(Json(fetch_all(&mut conn, kind, None, only).await?))
+}
+
+async fn read(
+    state: &AppState,
+    caller: &Caller,
+    kind: SubjectKind,
+    name: &str,
+) -> ApiResult<Json<PrincipalView>> {
+    let only = (!caller.is_admin).then_some(caller.subject_id);
+    let mut conn = state.db.acquire().await?;
+    let found = fetch_all(&mut conn, kind, Some(name), only).await?.pop();
+    found.map(Json).ok_or(ApiError::NotFound("subject"))
+}
+
+async fn create(
+    state: &AppState,
+    caller: &Caller,
+    kind: SubjectKind,
+    name: &str,
+    is_admin: bool,
+) -> ApiResult<impl IntoResponse + use<>> {
+    require_admin(caller)?;
+    let mut tx = state.db.begin().await?;
+    sqlx::query("insert into subjects (id, kind, name, is_admin) values ($1, $2, $3, $4)")
+        .bind(Uuid::now_v7())
+        .bind(kind.as_str())
+        .bind(name)
+        .bind(is_admin)
+        .execute(&mut *tx)
+        .await?;
+    record_change(&mut tx, kind.as_str(), name, Operation::Create).await?;
+    let view = fetch_all(&mut tx, kind, Some(name), None).await?.pop();
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+async fn delete(
+    state: &AppState,
+    caller: &Caller,
+    kind: SubjectKind,
+    name: &str,
+) -> ApiResult<StatusCode> {
+    require_admin(caller)?;
+    let mut tx = state.db.begin().await?;
+    let deleted: Option<bool> =
+        sqlx::query_scalar("delete from subjects where kind = $1 and name = $2 returning is_admin")
+            .bind(kind.as_str())
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+    match deleted {
+        None => return Err(ApiError::NotFound("subject")),
+        Some(true) => ensure_an_admin_remains(&mut tx).await?,
+        Some(false) => {}
+    }
+    record_change(&mut tx, kind.as_str(), name, Operation::Delete).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Nobody could manage anything any more: refuse.
+async fn ensure_an_admin_remains(conn: &mut PgConnection) -> ApiResult<()> {
+    let admins: i64 = sqlx::query_scalar("select count(*) from subjects where is_admin")
+        .fetch_one(conn)
+        .await?;
+    if admins == 0 {
+        return Err(ApiError::Conflict(
+            "the last admin cannot be removed or demoted".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserInput {
+    email: String,
+    #[serde(default)]
+    is_admin: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserPatch {
+    is_admin: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VirtualAccountInput {
+    name: String,
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<PrincipalView>>> {
+    list(&state, &caller, SubjectKind::User).await
+}
+
+async fn read_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(email): Path<String>,
+) -> ApiResult<Json<PrincipalView>> {
+    read(&state, &caller, SubjectKind::User, &email).await
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(input): ApiJson<UserInput>,
+) -> ApiResult<impl IntoResponse> {
+    validate_email(&input.email)?;
+    create(
+        &state,
+        &caller,
+        SubjectKind::User,
+        &input.email,
+        input.is_admin,
+    )
+    .await
+}
+
+async fn update_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(email): Path<String>,
+    ApiJson(patch): ApiJson<UserPatch>,
+) -> ApiResult<Json<PrincipalView>> {
+    require_admin(&caller)?;
+    let mut tx = state.db.begin().await?;
+    let updated =
+        sqlx::query("update subjects set is_admin = $2 where kind = 'user' and name = $1")
+            .bind(&email)
+            .bind(patch.is_admin)
+            .execute(&mut *tx)
+            .await?;
+    if updated.rows_affected() == 0 {
+        return Err(ApiError::NotFound("subject"));
+    }
+    ensure_an_admin_remains(&mut tx).await?;
+    record_change(&mut tx, "user", &email, Operation::Update).await?;
+    let view = fetch_all(&mut tx, SubjectKind::User, Some(&email), None)
+        .await?
+        .pop();
+    tx.commit().await?;
+    view.map(Json).ok_or(ApiError::NotFound("subject"))
+}
+
+async fn delete_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(email): Path<String>,
+) -> ApiResult<StatusCode> {
+    delete(&state, &caller, SubjectKind::User, &email).await
+}
+
+async fn list_virtual_accounts(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<PrincipalView>>> {
+    list(&state, &caller, SubjectKind::VirtualAccount).await
+}
+
+async fn read_virtual_account(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<PrincipalView>> {
+    read(&state, &caller, SubjectKind::VirtualAccount, &name).await
+}
+
+async fn create_virtual_account(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(input): ApiJson<VirtualAccountInput>,
+) -> ApiResult<impl IntoResponse> {
+    validate_principal_name(&input.name)?;
+    create(
+        &state,
+        &caller,
+        SubjectKind::VirtualAccount,
+        &input.name,
+        false,
+    )
+    .await
+}
+
+async fn delete_virtual_account(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    delete(&state, &caller, SubjectKind::VirtualAccount, &name).await
+}

@@ -1,0 +1,328 @@
+//! `/api/v1/teams`: teams and their members. Any user may create a team and manages it; a team's
+//! managers and admins manage its members; members and admins may read it.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shared::names::validate_principal_name;
+use shared::validation::FieldError;
+use sqlx::PgConnection;
+use sqlx::types::Json as DbJson;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::db::{Operation, record_change};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::json::ApiJson;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/teams", get(list).post(create))
+        .route("/teams/{team}", get(read).delete(remove))
+        .route(
+            "/teams/{team}/members",
+            get(read_members).put(replace_members).post(add_member),
+        )
+        .route("/teams/{team}/members/{email}", delete(remove_member))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberRole {
+    Member,
+    Manager,
+}
+
+impl MemberRole {
+    fn as_str(self) -> &'static str {
+        match self {
+            MemberRole::Member => "member",
+            MemberRole::Manager => "manager",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    /// The member's e-mail.
+    pub user: String,
+    #[serde(default = "default_role")]
+    pub role: MemberRole,
+}
+
+fn default_role() -> MemberRole {
+    MemberRole::Member
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TeamInput {
+    name: String,
+    #[serde(default)]
+    members: Vec<Member>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TeamView {
+    pub id: Uuid,
+    pub subject: String,
+    pub name: String,
+    pub members: Vec<Member>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct TeamRow {
+    id: Uuid,
+    name: String,
+    members: DbJson<Vec<Member>>,
+    created_at: DateTime<Utc>,
+    /// The caller's role in the team, if any.
+    caller_role: Option<String>,
+}
+
+impl TeamRow {
+    fn view(self) -> TeamView {
+        TeamView {
+            id: self.id,
+            subject: format!("team:{}", self.name),
+            name: self.name,
+            members: self.members.0,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// `$1` caller id, `$2` team name or null for all.
+const SELECT: &str = "select t.id, t.name, t.created_at,
+        coalesce((select json_agg(json_build_object('user', u.name, 'role', m.role) order by u.name)
+                  from team_members m join subjects u on u.id = m.user_id
+                  where m.team_id = t.id), '[]') as members,
+        (select role from team_members where team_id = t.id and user_id = $1) as caller_role
+     from subjects t
+     where t.kind = 'team' and ($2::text is null or t.name = $2)
+     order by t.name";
+
+/// The team if the caller may see it (admin or member); with `manage`, only for its managers
+/// and admins (others who can see it get 403, the rest 404).
+async fn visible(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    name: &str,
+    manage: bool,
+) -> ApiResult<TeamRow> {
+    let row: Option<TeamRow> = sqlx::query_as(SELECT)
+        .bind(caller.subject_id)
+        .bind(name)
+        .fetch_optional(conn)
+        .await?;
+    let row = row
+        .filter(|r| caller.is_admin || r.caller_role.is_some())
+        .ok_or(ApiError::NotFound("team"))?;
+    if manage && !caller.is_admin && row.caller_role.as_deref() != Some("manager") {
+        return Err(ApiError::Forbidden(
+            "managing this team needs its manager role",
+        ));
+    }
+    Ok(row)
+}
+
+async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<TeamView>>> {
+    let rows: Vec<TeamRow> = sqlx::query_as(SELECT)
+        .bind(caller.subject_id)
+        .bind(None::<String>)
+        .fetch_all(&state.db)
+        .await?;
+    let visible = rows
+        .into_iter()
+        .filter(|r| caller.is_admin || r.caller_role.is_some());
+    Ok(Json(visible.map(TeamRow::view).collect()))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(team): Path<String>,
+) -> ApiResult<Json<TeamView>> {
+    let mut conn = state.db.acquire().await?;
+    Ok(Json(
+        visible(&mut conn, &caller, &team, false).await?.view(),
+    ))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(input): ApiJson<TeamInput>,
+) -> ApiResult<impl IntoResponse> {
+    if !caller.is_user() {
+        return Err(ApiError::Forbidden("only users create teams"));
+    }
+    validate_principal_name(&input.name)?;
+    let mut tx = state.db.begin().await?;
+    let id = Uuid::now_v7();
+    sqlx::query("insert into subjects (id, kind, name) values ($1, 'team', $2)")
+        .bind(id)
+        .bind(&input.name)
+        .execute(&mut *tx)
+        .await?;
+    set_members(&mut tx, id, &input.members).await?;
+    if !caller.is_admin {
+        // The creator manages what it created.
+        sqlx::query(
+            "insert into team_members (team_id, user_id, role) values ($1, $2, 'manager')
+             on conflict on constraint team_members_pkey do update set role = 'manager'",
+        )
+        .bind(id)
+        .bind(caller.subject_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    record_change(&mut tx, "team", &input.name, Operation::Create).await?;
+    let row: TeamRow = sqlx::query_as(SELECT)
+        .bind(caller.subject_id)
+        .bind(&input.name)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(row.view())))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(team): Path<String>,
+) -> ApiResult<StatusCode> {
+    let mut tx = state.db.begin().await?;
+    let row = visible(&mut tx, &caller, &team, true).await?;
+    sqlx::query("delete from subjects where id = $1")
+        .bind(row.id)
+        .execute(&mut *tx)
+        .await?;
+    record_change(&mut tx, "team", &team, Operation::Delete).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn read_members(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(team): Path<String>,
+) -> ApiResult<Json<Vec<Member>>> {
+    let mut conn = state.db.acquire().await?;
+    Ok(Json(
+        visible(&mut conn, &caller, &team, false).await?.members.0,
+    ))
+}
+
+async fn replace_members(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(team): Path<String>,
+    ApiJson(members): ApiJson<Vec<Member>>,
+) -> ApiResult<Json<Vec<Member>>> {
+    change_members(&state, &caller, &team, MemberChange::Replace(members)).await
+}
+
+async fn add_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(team): Path<String>,
+    ApiJson(member): ApiJson<Member>,
+) -> ApiResult<Json<Vec<Member>>> {
+    change_members(&state, &caller, &team, MemberChange::Add(member)).await
+}
+
+async fn remove_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((team, email)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<Member>>> {
+    change_members(&state, &caller, &team, MemberChange::Remove(email)).await
+}
+
+enum MemberChange {
+    Replace(Vec<Member>),
+    Add(Member),
+    Remove(String),
+}
+
+/// Authorises a member change, applies it, records it, and answers the new member list.
+async fn change_members(
+    state: &AppState,
+    caller: &Caller,
+    team: &str,
+    change: MemberChange,
+) -> ApiResult<Json<Vec<Member>>> {
+    let mut tx = state.db.begin().await?;
+    let id = visible(&mut tx, caller, team, true).await?.id;
+    match change {
+        MemberChange::Replace(members) => set_members(&mut tx, id, &members).await?,
+        MemberChange::Add(member) => upsert_member(&mut tx, id, &member, "user").await?,
+        MemberChange::Remove(email) => {
+            let removed = sqlx::query(
+                "delete from team_members m using subjects u
+                 where m.team_id = $1 and m.user_id = u.id and u.kind = 'user' and u.name = $2",
+            )
+            .bind(id)
+            .bind(&email)
+            .execute(&mut *tx)
+            .await?;
+            if removed.rows_affected() == 0 {
+                return Err(ApiError::NotFound("team member"));
+            }
+        }
+    }
+    record_change(&mut tx, "team_members", team, Operation::Update).await?;
+    // Read back without the visibility filter: a manager may have just removed itself.
+    let row: TeamRow = sqlx::query_as(SELECT)
+        .bind(caller.subject_id)
+        .bind(team)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Json(row.members.0))
+}
+
+async fn set_members(conn: &mut PgConnection, team_id: Uuid, members: &[Member]) -> ApiResult<()> {
+    sqlx::query("delete from team_members where team_id = $1")
+        .bind(team_id)
+        .execute(&mut *conn)
+        .await?;
+    for (i, member) in members.iter().enumerate() {
+        upsert_member(&mut *conn, team_id, member, &format!("members[{i}].user")).await?;
+    }
+    Ok(())
+}
+
+/// Adds or re-roles one member; an unknown user is a 422 at `field`.
+async fn upsert_member(
+    conn: &mut PgConnection,
+    team_id: Uuid,
+    member: &Member,
+    field: &str,
+) -> ApiResult<()> {
+    let user: Option<Uuid> =
+        sqlx::query_scalar("select id from subjects where kind = 'user' and name = $1")
+            .bind(&member.user)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let user =
+        user.ok_or_else(|| FieldError::new(field, format!("user {} does not exist", member.user)))?;
+    sqlx::query(
+        "insert into team_members (team_id, user_id, role) values ($1, $2, $3)
+         on conflict on constraint team_members_pkey do update set role = excluded.role",
+    )
+    .bind(team_id)
+    .bind(user)
+    .bind(member.role.as_str())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
