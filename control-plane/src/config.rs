@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
+use shared::crypto::Keyring;
 use shared::logging::LogFormat;
 
 /// Gatehouse control plane: the REST API over PostgreSQL that stores provider accounts, their
@@ -55,6 +56,12 @@ pub struct Config {
     /// generated at first start and printed once.
     #[arg(long, env = "GATEHOUSE_BOOTSTRAP_ADMIN_KEY", hide_env_values = true)]
     pub bootstrap_admin_key: Option<SecretString>,
+
+    /// Keys sealing upstream credentials at rest: `id:64-hex-digits[,id:64-hex-digits…]`. The
+    /// first key seals new values; every listed key opens. Data planes need the same list.
+    /// Required to serve.
+    #[arg(long, env = "GATEHOUSE_ENCRYPTION_KEYS", hide_env_values = true, value_parser = Keyring::parse)]
+    pub encryption_keys: Option<Keyring>,
 
     /// Maximum number of PostgreSQL connections in the pool.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]

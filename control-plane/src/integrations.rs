@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::base_url::BaseUrl;
+use shared::crypto;
 use shared::headers::validate_header_map;
 use shared::model::{HeaderAuth, Subject, TlsSettings};
 use shared::names::validate_integration_name;
@@ -25,7 +26,7 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::ApiJson;
 use crate::http::patch::patched;
 use crate::provider_accounts::authorize;
-use crate::secrets::unmask_header_auth;
+use crate::secrets::header_auth_to_store;
 use crate::subjects::resolve_all;
 
 pub fn routes() -> Router<AppState> {
@@ -172,8 +173,14 @@ async fn create(
     let mut tx = state.db.begin().await?;
     let account_id = authorize(&mut tx, &caller, &account, AccountAccess::Manage, true).await?;
     input.validate()?;
-    input.header_auth = unmask_header_auth(input.header_auth, None)?;
     let id = Uuid::now_v7();
+    input.header_auth = header_auth_to_store(
+        &state.keyring,
+        crypto::INTEGRATIONS,
+        id,
+        input.header_auth.take(),
+        None,
+    )?;
     sqlx::query(
         "insert into integrations (id, account_id, name, base_url) values ($1, $2, $3, $4)",
     )
@@ -243,7 +250,13 @@ async fn write_replacement(
     let (id, stored_auth) = (row.id, row.header_auth.as_ref().map(|a| a.0.clone()));
     let mut input = build(&row.view())?;
     input.validate()?;
-    input.header_auth = unmask_header_auth(input.header_auth, stored_auth.as_ref())?;
+    input.header_auth = header_auth_to_store(
+        &state.keyring,
+        crypto::INTEGRATIONS,
+        id,
+        input.header_auth.take(),
+        stored_auth.as_ref(),
+    )?;
     sqlx::query(
         "update integrations set name = $2, base_url = $3, updated_at = now() where id = $1",
     )

@@ -22,7 +22,10 @@ pub mod subjects;
 
 use std::future::Future;
 
+use std::sync::Arc;
+
 use anyhow::Context as _;
+use shared::crypto::Keyring;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
@@ -32,6 +35,8 @@ pub use config::Config;
 #[derive(Clone)]
 pub struct AppState {
     pub db: PgPool,
+    /// Seals header auth values before they are stored.
+    pub keyring: Arc<Keyring>,
 }
 
 /// Connects, migrates, makes sure an admin exists (printing a generated bootstrap key once, on
@@ -40,6 +45,10 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let keyring = config
+        .encryption_keys
+        .clone()
+        .context("GATEHOUSE_ENCRYPTION_KEYS is required to serve (id:64-hex-digits)")?;
     let db = db::connect_and_migrate(&config.database_url, config.database_max_connections).await?;
     if let Some(key) = bootstrap::ensure_admin(
         &db,
@@ -57,7 +66,15 @@ pub async fn run(
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    serve(listener, AppState { db }, shutdown).await
+    serve(
+        listener,
+        AppState {
+            db,
+            keyring: Arc::new(keyring),
+        },
+        shutdown,
+    )
+    .await
 }
 
 /// Serves the API on an already bound listener (tests bind port 0).

@@ -10,6 +10,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use shared::crypto;
 use shared::headers::validate_header_map;
 use shared::model::{EndpointType, HeaderAuth, Role, Subject};
 use shared::names::validate_account_name;
@@ -24,7 +25,7 @@ use crate::db::{Operation, record_change};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::ApiJson;
 use crate::http::patch::patched;
-use crate::secrets::unmask_header_auth;
+use crate::secrets::header_auth_to_store;
 use crate::subjects::resolve_all;
 
 pub fn routes() -> Router<AppState> {
@@ -222,9 +223,15 @@ async fn create(
         return Err(ApiError::Forbidden("only users create provider accounts"));
     }
     input.validate()?;
-    input.header_auth = unmask_header_auth(input.header_auth, None)?;
-    let mut tx = state.db.begin().await?;
     let id = Uuid::now_v7();
+    let header_auth = header_auth_to_store(
+        &state.keyring,
+        crypto::ACCOUNTS,
+        id,
+        input.header_auth.take(),
+        None,
+    )?;
+    let mut tx = state.db.begin().await?;
     sqlx::query(
         "insert into provider_accounts (id, name, endpoint_type, header_auth, custom_headers)
          values ($1, $2, $3, $4, $5)",
@@ -232,7 +239,7 @@ async fn create(
     .bind(id)
     .bind(&input.name)
     .bind(input.endpoint_type.map(EndpointType::as_str))
-    .bind(input.header_auth.as_ref().map(DbJson))
+    .bind(header_auth.map(DbJson))
     .bind(DbJson(&input.custom_headers))
     .execute(&mut *tx)
     .await?;
@@ -299,7 +306,13 @@ async fn write_replacement(
     let stored_auth = row.header_auth.as_ref().map(|a| a.0.clone());
     let mut input = build(&row.view())?;
     input.validate()?;
-    input.header_auth = unmask_header_auth(input.header_auth, stored_auth.as_ref())?;
+    let header_auth = header_auth_to_store(
+        &state.keyring,
+        crypto::ACCOUNTS,
+        id,
+        input.header_auth.take(),
+        stored_auth.as_ref(),
+    )?;
     sqlx::query(
         "update provider_accounts
          set name = $2, endpoint_type = $3, header_auth = $4, custom_headers = $5, updated_at = now()
@@ -308,7 +321,7 @@ async fn write_replacement(
     .bind(id)
     .bind(&input.name)
     .bind(input.endpoint_type.map(EndpointType::as_str))
-    .bind(input.header_auth.as_ref().map(DbJson))
+    .bind(header_auth.map(DbJson))
     .bind(DbJson(&input.custom_headers))
     .execute(&mut *tx)
     .await?;

@@ -1,13 +1,34 @@
-//! Write-only secrets (RELIABILITY S8): reads mask header auth values; a write that sends a
-//! masked value back (read, edit, write) keeps the stored value for that header.
+//! Write-only secrets (RELIABILITY S8, S10): reads mask header auth values; a write that sends a
+//! masked value back (read, edit, write) keeps the stored value for that header; what is stored
+//! is sealed with the keyring, bound to its row.
 
 use std::collections::BTreeMap;
 
+use shared::crypto::{Keyring, open_header_auth, seal_header_auth};
 use shared::model::{HeaderAuth, MASK};
 use shared::validation::FieldError;
+use uuid::Uuid;
+
+use crate::http::error::ApiResult;
+
+/// The sealed header auth to store for row `row` of `table`: `new` with masked values taken
+/// from what is `stored` (sealed) for that row.
+pub fn header_auth_to_store(
+    keyring: &Keyring,
+    table: &str,
+    row: Uuid,
+    new: Option<HeaderAuth>,
+    stored: Option<&HeaderAuth>,
+) -> ApiResult<Option<HeaderAuth>> {
+    let stored = stored
+        .map(|sealed| open_header_auth(keyring, table, row, sealed))
+        .transpose()?;
+    let new = unmask_header_auth(new, stored.as_ref())?;
+    Ok(new.map(|auth| seal_header_auth(keyring, table, row, &auth)))
+}
 
 /// `new` with every masked value replaced by the stored value of the same header in `old`.
-pub fn unmask_header_auth(
+fn unmask_header_auth(
     new: Option<HeaderAuth>,
     old: Option<&HeaderAuth>,
 ) -> Result<Option<HeaderAuth>, FieldError> {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use secrecy::SecretString;
+use shared::crypto::Keyring;
 use shared::logging::LogFormat;
 
 /// Gatehouse data plane: a stateless proxy. It loads the routing table from PostgreSQL, follows
@@ -21,6 +22,11 @@ pub struct Config {
     /// Address (host:port) the proxy listens on; it also serves /healthz, /readyz and /status.
     #[arg(long = "listen", env = "LISTEN_ADDR", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
+
+    /// Keys that open upstream credentials sealed by the control plane:
+    /// `id:64-hex-digits[,id:64-hex-digits…]`, the same list the control plane has.
+    #[arg(long, env = "GATEHOUSE_ENCRYPTION_KEYS", hide_env_values = true, value_parser = Keyring::parse)]
+    pub encryption_keys: Keyring,
 
     /// Maximum PostgreSQL connections for snapshot reads (the listener holds one more).
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 2)]

@@ -9,6 +9,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::uri::{Authority, Scheme};
 use shared::api_key::KeyDigest;
 use shared::base_url::{self, BaseUrl};
+use shared::crypto::{self, Keyring, open_header_auth};
 use shared::model::HeaderAuth;
 use shared::snapshot::{IntegrationSnapshot, Snapshot};
 use uuid::Uuid;
@@ -82,7 +83,13 @@ impl RoutingTable {
     }
 
     /// Builds a whole table or fails; `clients` supplies one client per TLS profile.
-    pub fn build(snapshot: &Snapshot, clients: &mut Clients) -> Result<RoutingTable, BuildError> {
+    /// Sealed header auth values are opened with `keyring`; one that does not open (wrong key,
+    /// or a ciphertext moved from another row) fails the whole build.
+    pub fn build(
+        snapshot: &Snapshot,
+        keyring: &Keyring,
+        clients: &mut Clients,
+    ) -> Result<RoutingTable, BuildError> {
         let accounts_by_id: HashMap<Uuid, _> =
             snapshot.accounts.iter().map(|a| (a.id, a)).collect();
         let mut accounts: HashMap<Box<str>, HashMap<Box<str>, Arc<Route>>> = snapshot
@@ -102,12 +109,27 @@ impl RoutingTable {
             let base = BaseUrl::parse(&integration.base_url).map_err(|e| fail(e.to_string()))?;
             let authority =
                 Authority::try_from(base.authority.as_str()).map_err(|e| fail(e.to_string()))?;
-            let header_auth = integration
-                .header_auth
-                .as_ref()
-                .or(account.header_auth.as_ref());
-            let inject = injected_headers(&account.custom_headers, integration, header_auth)
-                .map_err(fail)?;
+            // The integration's header auth replaces the account's (SPEC §1), never merges.
+            let header_auth = match (&integration.header_auth, &account.header_auth) {
+                (Some(own), _) => Some(open_header_auth(
+                    keyring,
+                    crypto::INTEGRATIONS,
+                    integration.id,
+                    own,
+                )),
+                (None, Some(inherited)) => Some(open_header_auth(
+                    keyring,
+                    crypto::ACCOUNTS,
+                    account.id,
+                    inherited,
+                )),
+                (None, None) => None,
+            }
+            .transpose()
+            .map_err(|e| fail(format!("header auth: {e}")))?;
+            let inject =
+                injected_headers(&account.custom_headers, integration, header_auth.as_ref())
+                    .map_err(fail)?;
             let allowed_ids = if integration.authorized_subjects.is_empty() {
                 &account.collaborators
             } else {

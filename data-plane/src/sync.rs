@@ -138,7 +138,8 @@ async fn reload(gateway: &Gateway, pool: &PgPool, clients: &mut Clients) {
     let started = Instant::now();
     let status = &gateway.status;
     let built = match snapshot::load(pool).await {
-        Ok(snapshot) => RoutingTable::build(&snapshot, clients).map_err(|e| e.to_string()),
+        Ok(snapshot) => RoutingTable::build(&snapshot, &gateway.config.encryption_keys, clients)
+            .map_err(|e| e.to_string()),
         Err(e) => Err(format!("reading the snapshot: {e}")),
     };
     match built {

@@ -7,6 +7,7 @@
 //! - [`headers`]: header names and values an operator may configure.
 //! - [`model`]: header auth, TLS settings, endpoint types, roles and subjects.
 //! - [`api_key`]: the API key format and its digest (RELIABILITY S9).
+//! - [`crypto`]: upstream credentials sealed at rest (RELIABILITY S10).
 //! - [`logging`]: log set-up both binaries share.
 //! - [`notify`]: the change notification both planes speak (RELIABILITY P2).
 //! - [`snapshot`]: the configuration a data plane loads in one read.
@@ -14,6 +15,7 @@
 
 pub mod api_key;
 pub mod base_url;
+pub mod crypto;
 pub mod headers;
 pub mod logging;
 pub mod model;

@@ -17,6 +17,10 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+/// The sealing keys every plane of a test shares.
+pub const TEST_ENCRYPTION_KEYS: &str =
+    "test:5f1d3c7a9b2e4f6081a3c5e7092b4d6f8a1c3e5f7092b4d6f8a1c3e5f7092b4d";
+
 /// A database of its own for one test, created from `DATABASE_URL` (which the README's test
 /// command provides). LISTEN/NOTIFY channels are per database, so tests cannot hear each other.
 pub async fn fresh_database() -> String {
@@ -52,6 +56,8 @@ impl ControlPlane {
             "control-plane",
             "--database-url",
             database_url,
+            "--encryption-keys",
+            TEST_ENCRYPTION_KEYS,
         ])
         .unwrap()
         .config;
@@ -64,7 +70,10 @@ impl ControlPlane {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, mut stopped) = watch::channel(false);
-        let state = control_plane::AppState { db: db.clone() };
+        let state = control_plane::AppState {
+            db: db.clone(),
+            keyring: std::sync::Arc::new(config.encryption_keys.clone().unwrap()),
+        };
         tokio::spawn(control_plane::serve(listener, state, async move {
             let _ = stopped.wait_for(|s| *s).await;
         }));
@@ -106,7 +115,13 @@ pub struct DataPlane {
 impl DataPlane {
     pub async fn start(database_url: &str, extra: &[&str]) -> DataPlane {
         shared::process::install_crypto_provider();
-        let mut args = vec!["data-plane", "--database-url", database_url];
+        let mut args = vec![
+            "data-plane",
+            "--database-url",
+            database_url,
+            "--encryption-keys",
+            TEST_ENCRYPTION_KEYS,
+        ];
         args.extend_from_slice(extra);
         let config = data_plane::Config::try_parse_from(args).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -154,7 +154,16 @@ async fn duplicates_conflict_and_secrets_are_masked() {
             .fetch_one(&cp.db)
             .await
             .unwrap();
-    assert_eq!(stored["headers"]["Authorization"], secret);
+    let keyring = shared::crypto::Keyring::parse(gatehouse_tests::TEST_ENCRYPTION_KEYS).unwrap();
+    let stored: shared::model::HeaderAuth = serde_json::from_value(stored).unwrap();
+    let id: uuid::Uuid = sqlx::query_scalar("select id from integrations where name = 'svc'")
+        .fetch_one(&cp.db)
+        .await
+        .unwrap();
+    let opened =
+        shared::crypto::open_header_auth(&keyring, shared::crypto::INTEGRATIONS, id, &stored)
+            .unwrap();
+    assert_eq!(opened.headers()["Authorization"], secret);
 
     // Merge patch changes only what it names.
     let r = api

@@ -24,6 +24,9 @@ pub enum ApiError {
     Validation(#[from] FieldError),
     #[error(transparent)]
     Database(sqlx::Error),
+    /// A stored secret that does not open: corruption or a missing key, never the caller's doing.
+    #[error("a stored secret could not be opened: {0}")]
+    Sealed(#[from] shared::crypto::CryptoError),
 }
 
 impl From<sqlx::Error> for ApiError {
@@ -59,7 +62,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Database(_) | ApiError::Sealed(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -74,8 +77,8 @@ impl IntoResponse for ApiError {
         });
         match &self {
             // Internal details stay in the log, never in the answer.
-            ApiError::Database(e) => {
-                tracing::error!(error = %e, "database error");
+            ApiError::Database(_) | ApiError::Sealed(_) => {
+                tracing::error!(error = %self, "internal error");
                 body["detail"] = json!("internal error");
             }
             ApiError::Validation(e) => {
