@@ -1,7 +1,9 @@
 //! The HTTP surface: the router, health endpoints, and the pieces every handler uses.
 
 pub mod error;
+pub mod etag;
 pub mod json;
+pub mod paging;
 pub mod patch;
 
 use axum::Router;

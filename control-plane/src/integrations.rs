@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -23,7 +23,9 @@ use crate::AppState;
 use crate::auth::{AccountAccess, Caller};
 use crate::db::{Operation, record_change};
 use crate::http::error::{ApiError, ApiResult};
+use crate::http::etag::{IfMatch, Tagged};
 use crate::http::json::ApiJson;
+use crate::http::paging::PageQuery;
 use crate::http::patch::patched;
 use crate::provider_accounts::authorize;
 use crate::secrets::header_auth_to_store;
@@ -100,6 +102,10 @@ struct IntegrationRow {
 }
 
 impl IntegrationRow {
+    fn tagged(self) -> Tagged<IntegrationView> {
+        Tagged(self.updated_at, self.view())
+    }
+
     fn view(self) -> IntegrationView {
         IntegrationView {
             id: self.id,
@@ -128,12 +134,16 @@ const SELECT: &str =
                   where x.integration_id = i.id), '[]') as authorized_subjects
      from integrations i join provider_accounts a on a.id = i.account_id
      where i.account_id = $1 and ($2::text is null or i.name = $2)
-     order by i.name";
+       and ($3::text is null or i.name > $3)
+     order by i.name
+     limit $4";
 
 async fn fetch(conn: &mut PgConnection, account_id: Uuid, name: &str) -> ApiResult<IntegrationRow> {
     let row: Option<IntegrationRow> = sqlx::query_as(SELECT)
         .bind(account_id)
         .bind(name)
+        .bind(None::<String>)
+        .bind(1_i64)
         .fetch_optional(conn)
         .await?;
     row.ok_or(ApiError::NotFound("integration"))
@@ -143,25 +153,32 @@ async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(account): Path<String>,
-) -> ApiResult<Json<Vec<IntegrationView>>> {
+    Query(page): Query<PageQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let page = page.page()?;
     let mut conn = state.db.acquire().await?;
     let account_id = authorize(&mut conn, &caller, &account, AccountAccess::Read, false).await?;
     let rows: Vec<IntegrationRow> = sqlx::query_as(SELECT)
         .bind(account_id)
         .bind(None::<String>)
+        .bind(&page.after)
+        .bind(page.fetch_limit())
         .fetch_all(&mut *conn)
         .await?;
-    Ok(Json(rows.into_iter().map(IntegrationRow::view).collect()))
+    let views = rows.into_iter().map(IntegrationRow::view).collect();
+    let path = format!("/api/v1/provider-accounts/{account}/integrations");
+    let (headers, views) = page.finish(views, &path, |v: &IntegrationView| &v.name);
+    Ok((headers, Json(views)))
 }
 
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
     Path((account, endpoint)): Path<(String, String)>,
-) -> ApiResult<Json<IntegrationView>> {
+) -> ApiResult<Tagged<IntegrationView>> {
     let mut conn = state.db.acquire().await?;
     let account_id = authorize(&mut conn, &caller, &account, AccountAccess::Read, false).await?;
-    Ok(Json(fetch(&mut conn, account_id, &endpoint).await?.view()))
+    Ok(fetch(&mut conn, account_id, &endpoint).await?.tagged())
 }
 
 async fn create(
@@ -207,7 +224,7 @@ async fn create(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(row.view()),
+        row.tagged(),
     ))
 }
 
@@ -215,9 +232,13 @@ async fn replace(
     State(state): State<AppState>,
     caller: Caller,
     Path((account, endpoint)): Path<(String, String)>,
+    if_match: IfMatch,
     ApiJson(input): ApiJson<IntegrationInput>,
-) -> ApiResult<Json<IntegrationView>> {
-    write_replacement(&state, &caller, &account, &endpoint, |_| Ok(input)).await
+) -> ApiResult<Tagged<IntegrationView>> {
+    write_replacement(&state, &caller, &account, &endpoint, &if_match, |_| {
+        Ok(input)
+    })
+    .await
 }
 
 /// JSON merge patch (RFC 7396) over the integration as read, then written as a replacement.
@@ -225,9 +246,10 @@ async fn patch(
     State(state): State<AppState>,
     caller: Caller,
     Path((account, endpoint)): Path<(String, String)>,
+    if_match: IfMatch,
     ApiJson(patch): ApiJson<serde_json::Value>,
-) -> ApiResult<Json<IntegrationView>> {
-    write_replacement(&state, &caller, &account, &endpoint, |current| {
+) -> ApiResult<Tagged<IntegrationView>> {
+    write_replacement(&state, &caller, &account, &endpoint, &if_match, |current| {
         patched(
             current,
             &["id", "account", "created_at", "updated_at"],
@@ -242,11 +264,13 @@ async fn write_replacement(
     caller: &Caller,
     account: &str,
     endpoint: &str,
+    if_match: &IfMatch,
     build: impl FnOnce(&IntegrationView) -> ApiResult<IntegrationInput>,
-) -> ApiResult<Json<IntegrationView>> {
+) -> ApiResult<Tagged<IntegrationView>> {
     let mut tx = state.db.begin().await?;
     let account_id = authorize(&mut tx, caller, account, AccountAccess::Manage, true).await?;
     let row = fetch(&mut tx, account_id, endpoint).await?;
+    if_match.check(row.updated_at)?;
     let (id, stored_auth) = (row.id, row.header_auth.as_ref().map(|a| a.0.clone()));
     let mut input = build(&row.view())?;
     input.validate()?;
@@ -275,7 +299,7 @@ async fn write_replacement(
     .await?;
     let row = fetch(&mut tx, account_id, &input.name).await?;
     tx.commit().await?;
-    Ok(Json(row.view()))
+    Ok(row.tagged())
 }
 
 /// Writes everything but the name and base URL, shared by create and replace.
@@ -315,17 +339,16 @@ async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     Path((account, endpoint)): Path<(String, String)>,
+    if_match: IfMatch,
 ) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
     let account_id = authorize(&mut tx, &caller, &account, AccountAccess::Manage, true).await?;
-    let deleted = sqlx::query("delete from integrations where account_id = $1 and name = $2")
-        .bind(account_id)
-        .bind(&endpoint)
+    let row = fetch(&mut tx, account_id, &endpoint).await?;
+    if_match.check(row.updated_at)?;
+    sqlx::query("delete from integrations where id = $1")
+        .bind(row.id)
         .execute(&mut *tx)
         .await?;
-    if deleted.rows_affected() == 0 {
-        return Err(ApiError::NotFound("integration"));
-    }
     record_change(
         &mut tx,
         "integration",

@@ -23,7 +23,9 @@ use crate::AppState;
 use crate::auth::{ACCESS_LEVEL_SQL, AccountAccess, Caller};
 use crate::db::{Operation, record_change};
 use crate::http::error::{ApiError, ApiResult};
+use crate::http::etag::{IfMatch, Tagged};
 use crate::http::json::ApiJson;
+use crate::http::paging::PageQuery;
 use crate::http::patch::patched;
 use crate::secrets::header_auth_to_store;
 use crate::subjects::resolve_all;
@@ -100,6 +102,10 @@ struct AccountRow {
 }
 
 impl AccountRow {
+    fn tagged(self) -> Tagged<AccountView> {
+        Tagged(self.updated_at, self.view())
+    }
+
     fn view(self) -> AccountView {
         AccountView {
             id: self.id,
@@ -162,6 +168,23 @@ async fn load_visible(
     Ok((row, access))
 }
 
+/// The account, locked, for a write by a manager whose `If-Match` (if any) is current.
+async fn load_managed(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    name: &str,
+    if_match: &IfMatch,
+) -> ApiResult<AccountRow> {
+    let (row, access) = load_visible(conn, caller, name, true).await?;
+    if access < AccountAccess::Manage {
+        return Err(ApiError::Forbidden(
+            "changing this provider account needs the provider-account-manager role",
+        ));
+    }
+    if_match.check(row.updated_at)?;
+    Ok(row)
+}
+
 /// The id of account `name` and the caller's access, failing unless it reaches `needed`. With
 /// `lock`, the account row is locked for the rest of the transaction.
 pub async fn authorize(
@@ -189,29 +212,39 @@ async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<ListQuery>,
-) -> ApiResult<Json<Vec<AccountView>>> {
+    Query(page): Query<PageQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let page = page.page()?;
     let sql = select_accounts(&format!(
         "where ($2 or {ACCESS_LEVEL_SQL} is not null)
            and ($3::text is null or a.endpoint_type = $3)
-         order by a.name"
+           and ($4::text is null or a.name > $4)
+         order by a.name
+         limit $5"
     ));
     let rows: Vec<AccountRow> = sqlx::query_as(&sql)
         .bind(caller.subject_id)
         .bind(caller.is_admin)
         .bind(query.endpoint_type.map(EndpointType::as_str))
+        .bind(&page.after)
+        .bind(page.fetch_limit())
         .fetch_all(&state.db)
         .await?;
-    Ok(Json(rows.into_iter().map(AccountRow::view).collect()))
+    let views = rows.into_iter().map(AccountRow::view).collect();
+    let (headers, views) = page.finish(views, "/api/v1/provider-accounts", |v: &AccountView| {
+        &v.name
+    });
+    Ok((headers, Json(views)))
 }
 
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
     Path(account): Path<String>,
-) -> ApiResult<Json<AccountView>> {
+) -> ApiResult<Tagged<AccountView>> {
     let mut conn = state.db.acquire().await?;
     let (row, _) = load_visible(&mut conn, &caller, &account, false).await?;
-    Ok(Json(row.view()))
+    Ok(row.tagged())
 }
 
 async fn create(
@@ -262,7 +295,7 @@ async fn create(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(row.view()),
+        row.tagged(),
     ))
 }
 
@@ -270,9 +303,10 @@ async fn replace(
     State(state): State<AppState>,
     caller: Caller,
     Path(account): Path<String>,
+    if_match: IfMatch,
     ApiJson(input): ApiJson<AccountInput>,
-) -> ApiResult<Json<AccountView>> {
-    write_replacement(&state, &caller, &account, |_| Ok(input)).await
+) -> ApiResult<Tagged<AccountView>> {
+    write_replacement(&state, &caller, &account, &if_match, |_| Ok(input)).await
 }
 
 /// JSON merge patch (RFC 7396) over the account as read, then the same path as a replacement.
@@ -280,9 +314,10 @@ async fn patch(
     State(state): State<AppState>,
     caller: Caller,
     Path(account): Path<String>,
+    if_match: IfMatch,
     ApiJson(patch): ApiJson<serde_json::Value>,
-) -> ApiResult<Json<AccountView>> {
-    write_replacement(&state, &caller, &account, |current| {
+) -> ApiResult<Tagged<AccountView>> {
+    write_replacement(&state, &caller, &account, &if_match, |current| {
         patched(current, &["id", "created_at", "updated_at"], &patch)
     })
     .await
@@ -293,15 +328,11 @@ async fn write_replacement(
     state: &AppState,
     caller: &Caller,
     name: &str,
+    if_match: &IfMatch,
     build: impl FnOnce(&AccountView) -> ApiResult<AccountInput>,
-) -> ApiResult<Json<AccountView>> {
+) -> ApiResult<Tagged<AccountView>> {
     let mut tx = state.db.begin().await?;
-    let (row, access) = load_visible(&mut tx, caller, name, true).await?;
-    if access < AccountAccess::Manage {
-        return Err(ApiError::Forbidden(
-            "changing this provider account needs the provider-account-manager role",
-        ));
-    }
+    let row = load_managed(&mut tx, caller, name, if_match).await?;
     let id = row.id;
     let stored_auth = row.header_auth.as_ref().map(|a| a.0.clone());
     let mut input = build(&row.view())?;
@@ -330,18 +361,19 @@ async fn write_replacement(
     // Read back regardless of access: a manager may have just removed itself.
     let row = fetch(&mut tx, caller, &input.name, false).await?;
     tx.commit().await?;
-    Ok(Json(row.view()))
+    Ok(row.tagged())
 }
 
 async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     Path(account): Path<String>,
+    if_match: IfMatch,
 ) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
-    let id = authorize(&mut tx, &caller, &account, AccountAccess::Manage, true).await?;
+    let row = load_managed(&mut tx, &caller, &account, &if_match).await?;
     sqlx::query("delete from provider_accounts where id = $1")
-        .bind(id)
+        .bind(row.id)
         .execute(&mut *tx)
         .await?;
     record_change(&mut tx, "provider_account", &account, Operation::Delete).await?;
@@ -368,6 +400,10 @@ async fn replace_collaborators(
     let mut tx = state.db.begin().await?;
     let id = authorize(&mut tx, &caller, &account, AccountAccess::Manage, true).await?;
     set_collaborators(&mut tx, id, &collaborators).await?;
+    sqlx::query("update provider_accounts set updated_at = now() where id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     record_change(&mut tx, "collaborators", &account, Operation::Update).await?;
     let row = fetch(&mut tx, &caller, &account, false).await?;
     tx.commit().await?;

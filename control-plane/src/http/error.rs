@@ -20,6 +20,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("the resource changed since it was read (If-Match does not match its ETag)")]
+    PreconditionFailed,
     #[error(transparent)]
     Validation(#[from] FieldError),
     #[error(transparent)]
@@ -61,6 +63,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Database(_) | ApiError::Sealed(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
