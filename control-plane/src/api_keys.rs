@@ -2,44 +2,47 @@
 //! (issued by an admin). The secret is returned once, at creation; only its digest is stored.
 //! Deleting a key revokes it; revocation reaches every data plane through the usual propagation.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::api_key;
 use shared::model::{Subject, SubjectKind};
 use shared::validation::FieldError;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::bootstrap::insert_key;
 use crate::db::{Operation, record_change};
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
 use crate::http::json::ApiJson;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api-keys", get(list).post(create))
-        .route("/api-keys/{id}", get(read).delete(revoke))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, revoke))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct KeyInput {
     name: String,
     /// The owner; the caller itself when absent.
     #[serde(default)]
+    #[schema(value_type = Option<String>, example = "virtualaccount:ci-bot")]
     owner: Option<Subject>,
     #[serde(default)]
     expires_at: Option<DateTime<Utc>>,
 }
 
 /// A key as listed: never its secret.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct KeyView {
     pub id: Uuid,
     pub name: String,
@@ -52,7 +55,7 @@ pub struct KeyView {
 }
 
 /// The answer to a creation: the view plus the secret, this once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct CreatedKey {
     #[serde(flatten)]
     key: KeyView,
@@ -67,6 +70,8 @@ const SELECT: &str =
      where ($2 or k.subject_id = $1) and ($3::uuid is null or k.id = $3)
      order by k.created_at, k.id";
 
+#[utoipa::path(get, path = "/api-keys", tag = "api-keys",
+    responses((status = 200, description = "All keys for admins; the caller's own otherwise. Never secrets.", body = [KeyView]), ReadErrors))]
 async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<KeyView>>> {
     let keys = sqlx::query_as(SELECT)
         .bind(caller.subject_id)
@@ -77,6 +82,8 @@ async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<V
     Ok(Json(keys))
 }
 
+#[utoipa::path(get, path = "/api-keys/{id}", tag = "api-keys", params(("id" = Uuid, Path, description = "Key id")),
+    responses((status = 200, description = "The key, without its secret", body = KeyView), ReadErrors))]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -91,6 +98,8 @@ async fn read(
     key.map(Json).ok_or(ApiError::NotFound("API key"))
 }
 
+#[utoipa::path(post, path = "/api-keys", tag = "api-keys", request_body = KeyInput,
+    responses((status = 201, description = "Created; `secret` is shown this once", body = CreatedKey), WriteErrors))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -155,6 +164,8 @@ async fn create(
     ))
 }
 
+#[utoipa::path(delete, path = "/api-keys/{id}", tag = "api-keys", params(("id" = Uuid, Path, description = "Key id")),
+    responses((status = 204, description = "Revoked, on every data plane within the propagation bound"), WriteErrors))]
 async fn revoke(
     State(state): State<AppState>,
     caller: Caller,

@@ -1,4 +1,5 @@
-//! The HTTP surface: the router, health endpoints, and the pieces every handler uses.
+//! The HTTP surface: the router and its OpenAPI document (built from the same route
+//! declarations, so they cannot drift), health endpoints, and what every handler uses.
 
 pub mod error;
 pub mod etag;
@@ -6,28 +7,70 @@ pub mod json;
 pub mod paging;
 pub mod patch;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::OpenApi as OpenApiDoc;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
 use crate::{api_keys, integrations, provider_accounts, subjects};
 
-/// The whole control-plane API.
-pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Gatehouse control plane", description = "Provider accounts, integrations, subjects and API keys of a Gatehouse gateway."),
+    components(schemas(error::Problem, error::InvalidParam)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+/// Every operation takes `Authorization: Bearer <API key>`.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// The API routes under `/api/v1` and the OpenAPI document describing exactly them.
+pub fn api() -> (Router<AppState>, OpenApiDoc) {
+    let routes = OpenApiRouter::new()
         .merge(provider_accounts::routes())
         .merge(integrations::routes())
         .merge(subjects::principals::routes())
         .merge(subjects::teams::routes())
-        .merge(api_keys::routes())
-        .fallback(|| async { error::ApiError::NotFound("resource") });
-    Router::new()
-        .nest("/api/v1", api)
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .with_state(state)
+        .merge(api_keys::routes());
+    let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", routes)
+        .split_for_parts();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    (routes, doc)
+}
+
+/// The whole control-plane HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let (api, doc) = api();
+    api.route(
+        "/api/v1/openapi.json",
+        get(move || async move { Json(doc) }),
+    )
+    .route("/api/v1/{*rest}", get(not_found).fallback(not_found))
+    .route("/healthz", get(|| async { "ok" }))
+    .route("/readyz", get(ready))
+    .with_state(state)
+}
+
+async fn not_found() -> error::ApiError {
+    error::ApiError::NotFound("resource")
 }
 
 /// Ready when the database answers.

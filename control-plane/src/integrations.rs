@@ -2,11 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::base_url::BaseUrl;
@@ -17,12 +16,15 @@ use shared::names::validate_integration_name;
 use shared::validation::FieldError;
 use sqlx::types::Json as DbJson;
 use sqlx::{PgConnection, Postgres, Transaction};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::{AccountAccess, Caller};
 use crate::db::{Operation, record_change};
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
 use crate::http::etag::{IfMatch, Tagged};
 use crate::http::json::ApiJson;
 use crate::http::paging::PageQuery;
@@ -31,20 +33,14 @@ use crate::provider_accounts::authorize;
 use crate::secrets::header_auth_to_store;
 use crate::subjects::resolve_all;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/provider-accounts/{account}/integrations",
-            get(list).post(create),
-        )
-        .route(
-            "/provider-accounts/{account}/integrations/{endpoint}",
-            get(read).put(replace).patch(patch).delete(delete),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, replace, patch, delete))
 }
 
 /// An integration as written by a caller.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationInput {
     pub name: String,
@@ -56,6 +52,7 @@ pub struct IntegrationInput {
     #[serde(default)]
     pub tls: TlsSettings,
     #[serde(default)]
+    #[schema(value_type = Vec<String>, example = json!(["team:ml"]))]
     pub authorized_subjects: Vec<Subject>,
 }
 
@@ -72,7 +69,7 @@ impl IntegrationInput {
 }
 
 /// An integration as read: secrets masked.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct IntegrationView {
     pub id: Uuid,
     pub account: String,
@@ -81,6 +78,7 @@ pub struct IntegrationView {
     pub header_auth: Option<HeaderAuth>,
     pub custom_headers: BTreeMap<String, String>,
     pub tls: TlsSettings,
+    #[schema(value_type = Vec<String>)]
     pub authorized_subjects: Vec<Subject>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -149,6 +147,9 @@ async fn fetch(conn: &mut PgConnection, account_id: Uuid, name: &str) -> ApiResu
     row.ok_or(ApiError::NotFound("integration"))
 }
 
+#[utoipa::path(get, path = "/provider-accounts/{account}/integrations", tag = "integrations",
+    params(("account" = String, Path, description = "Provider account name"), PageQuery),
+    responses((status = 200, description = "The account's integrations, by name", body = [IntegrationView]), ReadErrors))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -171,6 +172,9 @@ async fn list(
     Ok((headers, Json(views)))
 }
 
+#[utoipa::path(get, path = "/provider-accounts/{account}/integrations/{endpoint}", tag = "integrations",
+    params(("account" = String, Path, description = "Provider account name"), ("endpoint" = String, Path, description = "Integration name")),
+    responses((status = 200, description = "The integration; header auth values masked", body = IntegrationView), ReadErrors))]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -181,6 +185,9 @@ async fn read(
     Ok(fetch(&mut conn, account_id, &endpoint).await?.tagged())
 }
 
+#[utoipa::path(post, path = "/provider-accounts/{account}/integrations", tag = "integrations",
+    params(("account" = String, Path, description = "Provider account name")), request_body = IntegrationInput,
+    responses((status = 201, description = "Created", body = IntegrationView), WriteErrors))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -228,6 +235,9 @@ async fn create(
     ))
 }
 
+#[utoipa::path(put, path = "/provider-accounts/{account}/integrations/{endpoint}", tag = "integrations",
+    params(("account" = String, Path, description = "Provider account name"), ("endpoint" = String, Path, description = "Integration name")), request_body = IntegrationInput,
+    responses((status = 200, description = "Replaced", body = IntegrationView), WriteErrors))]
 async fn replace(
     State(state): State<AppState>,
     caller: Caller,
@@ -242,6 +252,9 @@ async fn replace(
 }
 
 /// JSON merge patch (RFC 7396) over the integration as read, then written as a replacement.
+#[utoipa::path(patch, path = "/provider-accounts/{account}/integrations/{endpoint}", tag = "integrations",
+    params(("account" = String, Path, description = "Provider account name"), ("endpoint" = String, Path, description = "Integration name")), request_body(content = Object, content_type = "application/merge-patch+json", description = "JSON merge patch (RFC 7396) of the integration"),
+    responses((status = 200, description = "Patched", body = IntegrationView), WriteErrors))]
 async fn patch(
     State(state): State<AppState>,
     caller: Caller,
@@ -335,6 +348,9 @@ async fn write_fields(
     Ok(())
 }
 
+#[utoipa::path(delete, path = "/provider-accounts/{account}/integrations/{endpoint}", tag = "integrations",
+    params(("account" = String, Path, description = "Provider account name"), ("endpoint" = String, Path, description = "Integration name")),
+    responses((status = 204, description = "Deleted"), WriteErrors))]
 async fn delete(
     State(state): State<AppState>,
     caller: Caller,

@@ -3,11 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::crypto;
@@ -17,12 +16,15 @@ use shared::names::validate_account_name;
 use shared::validation::FieldError;
 use sqlx::types::Json as DbJson;
 use sqlx::{PgConnection, Postgres, Transaction};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::{ACCESS_LEVEL_SQL, AccountAccess, Caller};
 use crate::db::{Operation, record_change};
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
 use crate::http::etag::{IfMatch, Tagged};
 use crate::http::json::ApiJson;
 use crate::http::paging::PageQuery;
@@ -30,28 +32,23 @@ use crate::http::patch::patched;
 use crate::secrets::header_auth_to_store;
 use crate::subjects::resolve_all;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/provider-accounts", get(list).post(create))
-        .route(
-            "/provider-accounts/{account}",
-            get(read).put(replace).patch(patch).delete(delete),
-        )
-        .route(
-            "/provider-accounts/{account}/collaborators",
-            get(read_collaborators).put(replace_collaborators),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, replace, patch, delete))
+        .routes(routes!(read_collaborators, replace_collaborators))
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Collaborator {
+    #[schema(value_type = String, example = "team:ml")]
     pub subject: Subject,
     pub role: Role,
 }
 
 /// A provider account as written by a caller.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountInput {
     pub name: String,
@@ -76,7 +73,7 @@ impl AccountInput {
 }
 
 /// A provider account as read: secrets masked.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AccountView {
     pub id: Uuid,
     pub name: String,
@@ -203,11 +200,16 @@ pub async fn authorize(
     Ok(row.id)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only accounts of this endpoint type.
     endpoint_type: Option<EndpointType>,
 }
 
+#[utoipa::path(get, path = "/provider-accounts", tag = "provider-accounts",
+    params(ListQuery, PageQuery),
+    responses((status = 200, description = "The accounts the caller may see, by name", body = [AccountView]), ReadErrors))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -237,6 +239,9 @@ async fn list(
     Ok((headers, Json(views)))
 }
 
+#[utoipa::path(get, path = "/provider-accounts/{account}", tag = "provider-accounts",
+    params(("account" = String, Path, description = "Provider account name")),
+    responses((status = 200, description = "The account; header auth values masked", body = AccountView), ReadErrors))]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -247,6 +252,9 @@ async fn read(
     Ok(row.tagged())
 }
 
+#[utoipa::path(post, path = "/provider-accounts", tag = "provider-accounts",
+    request_body = AccountInput,
+    responses((status = 201, description = "Created; the caller manages it", body = AccountView), WriteErrors))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -299,6 +307,9 @@ async fn create(
     ))
 }
 
+#[utoipa::path(put, path = "/provider-accounts/{account}", tag = "provider-accounts",
+    params(("account" = String, Path, description = "Provider account name")), request_body = AccountInput,
+    responses((status = 200, description = "Replaced", body = AccountView), WriteErrors))]
 async fn replace(
     State(state): State<AppState>,
     caller: Caller,
@@ -310,6 +321,9 @@ async fn replace(
 }
 
 /// JSON merge patch (RFC 7396) over the account as read, then the same path as a replacement.
+#[utoipa::path(patch, path = "/provider-accounts/{account}", tag = "provider-accounts",
+    params(("account" = String, Path, description = "Provider account name")), request_body(content = Object, content_type = "application/merge-patch+json", description = "JSON merge patch (RFC 7396) of the account"),
+    responses((status = 200, description = "Patched", body = AccountView), WriteErrors))]
 async fn patch(
     State(state): State<AppState>,
     caller: Caller,
@@ -364,6 +378,9 @@ async fn write_replacement(
     Ok(row.tagged())
 }
 
+#[utoipa::path(delete, path = "/provider-accounts/{account}", tag = "provider-accounts",
+    params(("account" = String, Path, description = "Provider account name")),
+    responses((status = 204, description = "Deleted with its integrations"), WriteErrors))]
 async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -381,6 +398,9 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/provider-accounts/{account}/collaborators", tag = "provider-accounts",
+    params(("account" = String, Path, description = "Provider account name")),
+    responses((status = 200, description = "The account's collaborators", body = [Collaborator]), ReadErrors))]
 async fn read_collaborators(
     State(state): State<AppState>,
     caller: Caller,
@@ -391,6 +411,9 @@ async fn read_collaborators(
     Ok(Json(row.collaborators.0))
 }
 
+#[utoipa::path(put, path = "/provider-accounts/{account}/collaborators", tag = "provider-accounts",
+    params(("account" = String, Path, description = "Provider account name")), request_body = [Collaborator],
+    responses((status = 200, description = "Replaced", body = [Collaborator]), WriteErrors))]
 async fn replace_collaborators(
     State(state): State<AppState>,
     caller: Caller,

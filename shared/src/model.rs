@@ -12,7 +12,7 @@ use crate::validation::FieldError;
 /// What reads show instead of a secret value (RELIABILITY S8).
 pub const MASK: &str = "********";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum EndpointType {
     AzureSpeechService,
@@ -37,9 +37,10 @@ impl EndpointType {
 }
 
 /// Upstream credentials injected as headers: `{ "type": "header", "headers": { NAME: VALUE } }`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum HeaderAuth {
+    /// Header values are write-only: reads show them masked.
     Header { headers: BTreeMap<String, String> },
 }
 
@@ -74,7 +75,7 @@ impl HeaderAuth {
 }
 
 /// Upstream TLS settings of one integration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSettings {
     #[serde(default = "default_true")]
@@ -118,7 +119,7 @@ pub fn parse_ca_certs(pem: &str) -> Result<Vec<rustls_pki_types::CertificateDer<
     Ok(certs)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     ProviderAccountManager,

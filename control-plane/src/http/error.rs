@@ -3,8 +3,9 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 use shared::validation::FieldError;
+use utoipa::{IntoResponses, ToSchema};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -70,27 +71,59 @@ impl ApiError {
     }
 }
 
+/// RFC 9457 problem details: the body of every API error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    #[schema(example = "about:blank")]
+    kind: &'static str,
+    #[schema(example = "Unprocessable Entity")]
+    title: &'static str,
+    #[schema(example = 422)]
+    status: u16,
+    #[schema(example = "base_url: must not end with a slash")]
+    detail: String,
+    /// The offending field of a 422, as a JSON path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "base_url")]
+    field: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    invalid_params: Vec<InvalidParam>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvalidParam {
+    name: String,
+    reason: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let mut body = json!({
-            "type": "about:blank",
-            "title": status.canonical_reason().unwrap_or("Error"),
-            "status": status.as_u16(),
-        });
-        match &self {
+        let (detail, field, invalid_params) = match &self {
             // Internal details stay in the log, never in the answer.
             ApiError::Database(_) | ApiError::Sealed(_) => {
                 tracing::error!(error = %self, "internal error");
-                body["detail"] = json!("internal error");
+                ("internal error".to_owned(), None, Vec::new())
             }
-            ApiError::Validation(e) => {
-                body["detail"] = json!(e.to_string());
-                body["field"] = json!(e.field);
-                body["invalid_params"] = json!([{ "name": e.field, "reason": e.message }]);
-            }
-            other => body["detail"] = json!(other.to_string()),
-        }
+            ApiError::Validation(e) => (
+                e.to_string(),
+                Some(e.field.clone()),
+                vec![InvalidParam {
+                    name: e.field.clone(),
+                    reason: e.message.clone(),
+                }],
+            ),
+            other => (other.to_string(), None, Vec::new()),
+        };
+        let body = Problem {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail,
+            field,
+            invalid_params,
+        };
         let mut response = (status, Json(body)).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -103,6 +136,43 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The errors any authenticated read can answer, for the OpenAPI document.
+#[derive(IntoResponses)]
+pub enum ReadErrors {
+    /// Missing, malformed, unknown, expired or revoked API key.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// No such object, or one the caller may not see.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+}
+
+/// The errors any authenticated write can answer, for the OpenAPI document.
+#[derive(IntoResponses)]
+pub enum WriteErrors {
+    /// Malformed JSON or a wrong content type.
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(Problem),
+    /// Missing, malformed, unknown, expired or revoked API key.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The caller may see the object but not change it.
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+    /// No such object, or one the caller may not see.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+    /// A name already taken, or the last admin removed.
+    #[response(status = 409, content_type = "application/problem+json")]
+    Conflict(Problem),
+    /// `If-Match` does not match the current `ETag`.
+    #[response(status = 412, content_type = "application/problem+json")]
+    PreconditionFailed(Problem),
+    /// A field breaks a rule; `field` names it.
+    #[response(status = 422, content_type = "application/problem+json")]
+    Unprocessable(Problem),
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -12,9 +12,12 @@ const DEFAULT_PAGE_SIZE: u32 = 100;
 const MAX_PAGE_SIZE: u32 = 1000;
 pub const NEXT_PAGE_TOKEN: HeaderName = HeaderName::from_static("x-next-page-token");
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Items per page, 1 to 1000 (default 100).
     page_size: Option<u32>,
+    /// The `X-Next-Page-Token` of the previous page.
     page_token: Option<String>,
 }
 

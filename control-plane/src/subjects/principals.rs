@@ -1,43 +1,36 @@
 //! `/api/v1/users` and `/api/v1/virtual-accounts`: subjects that hold API keys. Only admins
 //! manage them; a user may read itself.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::model::SubjectKind;
 use shared::names::{validate_email, validate_principal_name};
 use sqlx::PgConnection;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::db::{Operation, record_change};
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
 use crate::http::json::ApiJson;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/users", get(list_users).post(create_user))
-        .route(
-            "/users/{email}",
-            get(read_user).patch(update_user).delete(delete_user),
-        )
-        .route(
-            "/virtual-accounts",
-            get(list_virtual_accounts).post(create_virtual_account),
-        )
-        .route(
-            "/virtual-accounts/{name}",
-            get(read_virtual_account).delete(delete_virtual_account),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(read_user, update_user, delete_user))
+        .routes(routes!(list_virtual_accounts, create_virtual_account))
+        .routes(routes!(read_virtual_account, delete_virtual_account))
 }
 
 /// A user or virtual account as read.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct PrincipalView {
     pub id: Uuid,
     /// `user:<email>` or `virtualaccount:<name>`.
@@ -157,7 +150,7 @@ async fn ensure_an_admin_remains(conn: &mut PgConnection) -> ApiResult<()> {
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UserInput {
     email: String,
@@ -165,18 +158,20 @@ struct UserInput {
     is_admin: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UserPatch {
     is_admin: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct VirtualAccountInput {
     name: String,
 }
 
+#[utoipa::path(get, path = "/users", tag = "subjects",
+    responses((status = 200, description = "All users for admins; the caller alone otherwise", body = [PrincipalView]), ReadErrors))]
 async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
@@ -184,6 +179,8 @@ async fn list_users(
     list(&state, &caller, SubjectKind::User).await
 }
 
+#[utoipa::path(get, path = "/users/{email}", tag = "subjects", params(("email" = String, Path, description = "The user's e-mail")),
+    responses((status = 200, description = "The user", body = PrincipalView), ReadErrors))]
 async fn read_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -192,6 +189,8 @@ async fn read_user(
     read(&state, &caller, SubjectKind::User, &email).await
 }
 
+#[utoipa::path(post, path = "/users", tag = "subjects", request_body = UserInput,
+    responses((status = 201, description = "Created (admins only)", body = PrincipalView), WriteErrors))]
 async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -208,6 +207,8 @@ async fn create_user(
     .await
 }
 
+#[utoipa::path(patch, path = "/users/{email}", tag = "subjects", params(("email" = String, Path, description = "The user's e-mail")), request_body = UserPatch,
+    responses((status = 200, description = "Updated (admins only)", body = PrincipalView), WriteErrors))]
 async fn update_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -234,6 +235,8 @@ async fn update_user(
     view.map(Json).ok_or(ApiError::NotFound("subject"))
 }
 
+#[utoipa::path(delete, path = "/users/{email}", tag = "subjects", params(("email" = String, Path, description = "The user's e-mail")),
+    responses((status = 204, description = "Deleted with its keys (admins only)"), WriteErrors))]
 async fn delete_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -242,6 +245,8 @@ async fn delete_user(
     delete(&state, &caller, SubjectKind::User, &email).await
 }
 
+#[utoipa::path(get, path = "/virtual-accounts", tag = "subjects",
+    responses((status = 200, description = "All virtual accounts for admins", body = [PrincipalView]), ReadErrors))]
 async fn list_virtual_accounts(
     State(state): State<AppState>,
     caller: Caller,
@@ -249,6 +254,8 @@ async fn list_virtual_accounts(
     list(&state, &caller, SubjectKind::VirtualAccount).await
 }
 
+#[utoipa::path(get, path = "/virtual-accounts/{name}", tag = "subjects", params(("name" = String, Path, description = "Virtual account name")),
+    responses((status = 200, description = "The virtual account", body = PrincipalView), ReadErrors))]
 async fn read_virtual_account(
     State(state): State<AppState>,
     caller: Caller,
@@ -257,6 +264,8 @@ async fn read_virtual_account(
     read(&state, &caller, SubjectKind::VirtualAccount, &name).await
 }
 
+#[utoipa::path(post, path = "/virtual-accounts", tag = "subjects", request_body = VirtualAccountInput,
+    responses((status = 201, description = "Created (admins only)", body = PrincipalView), WriteErrors))]
 async fn create_virtual_account(
     State(state): State<AppState>,
     caller: Caller,
@@ -273,6 +282,8 @@ async fn create_virtual_account(
     .await
 }
 
+#[utoipa::path(delete, path = "/virtual-accounts/{name}", tag = "subjects", params(("name" = String, Path, description = "Virtual account name")),
+    responses((status = 204, description = "Deleted with its keys (admins only)"), WriteErrors))]
 async fn delete_virtual_account(
     State(state): State<AppState>,
     caller: Caller,

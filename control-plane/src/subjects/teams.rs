@@ -1,37 +1,36 @@
 //! `/api/v1/teams`: teams and their members. Any user may create a team and manages it; a team's
 //! managers and admins manage its members; members and admins may read it.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::names::validate_principal_name;
 use shared::validation::FieldError;
 use sqlx::PgConnection;
 use sqlx::types::Json as DbJson;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::db::{Operation, record_change};
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
 use crate::http::json::ApiJson;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/teams", get(list).post(create))
-        .route("/teams/{team}", get(read).delete(remove))
-        .route(
-            "/teams/{team}/members",
-            get(read_members).put(replace_members).post(add_member),
-        )
-        .route("/teams/{team}/members/{email}", delete(remove_member))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, remove))
+        .routes(routes!(read_members, replace_members, add_member))
+        .routes(routes!(remove_member))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MemberRole {
     Member,
@@ -47,7 +46,7 @@ impl MemberRole {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Member {
     /// The member's e-mail.
@@ -60,7 +59,7 @@ fn default_role() -> MemberRole {
     MemberRole::Member
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TeamInput {
     name: String,
@@ -68,7 +67,7 @@ struct TeamInput {
     members: Vec<Member>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TeamView {
     pub id: Uuid,
     pub subject: String,
@@ -133,6 +132,8 @@ async fn visible(
     Ok(row)
 }
 
+#[utoipa::path(get, path = "/teams", tag = "subjects",
+    responses((status = 200, description = "All teams for admins; the caller's teams otherwise", body = [TeamView]), ReadErrors))]
 async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<TeamView>>> {
     let rows: Vec<TeamRow> = sqlx::query_as(SELECT)
         .bind(caller.subject_id)
@@ -145,6 +146,8 @@ async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<V
     Ok(Json(visible.map(TeamRow::view).collect()))
 }
 
+#[utoipa::path(get, path = "/teams/{team}", tag = "subjects", params(("team" = String, Path, description = "Team name")),
+    responses((status = 200, description = "The team and its members", body = TeamView), ReadErrors))]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -156,6 +159,8 @@ async fn read(
     ))
 }
 
+#[utoipa::path(post, path = "/teams", tag = "subjects", request_body = TeamInput,
+    responses((status = 201, description = "Created; the creator manages it", body = TeamView), WriteErrors))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -194,6 +199,8 @@ async fn create(
     Ok((StatusCode::CREATED, Json(row.view())))
 }
 
+#[utoipa::path(delete, path = "/teams/{team}", tag = "subjects", params(("team" = String, Path, description = "Team name")),
+    responses((status = 204, description = "Deleted"), WriteErrors))]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -210,6 +217,8 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/teams/{team}/members", tag = "subjects", params(("team" = String, Path, description = "Team name")),
+    responses((status = 200, description = "The members", body = [Member]), ReadErrors))]
 async fn read_members(
     State(state): State<AppState>,
     caller: Caller,
@@ -221,6 +230,8 @@ async fn read_members(
     ))
 }
 
+#[utoipa::path(put, path = "/teams/{team}/members", tag = "subjects", params(("team" = String, Path, description = "Team name")), request_body = [Member],
+    responses((status = 200, description = "The new members", body = [Member]), WriteErrors))]
 async fn replace_members(
     State(state): State<AppState>,
     caller: Caller,
@@ -230,6 +241,8 @@ async fn replace_members(
     change_members(&state, &caller, &team, MemberChange::Replace(members)).await
 }
 
+#[utoipa::path(post, path = "/teams/{team}/members", tag = "subjects", params(("team" = String, Path, description = "Team name")), request_body = Member,
+    responses((status = 200, description = "The new members", body = [Member]), WriteErrors))]
 async fn add_member(
     State(state): State<AppState>,
     caller: Caller,
@@ -239,6 +252,9 @@ async fn add_member(
     change_members(&state, &caller, &team, MemberChange::Add(member)).await
 }
 
+#[utoipa::path(delete, path = "/teams/{team}/members/{email}", tag = "subjects",
+    params(("team" = String, Path, description = "Team name"), ("email" = String, Path, description = "The member's e-mail")),
+    responses((status = 200, description = "The remaining members", body = [Member]), WriteErrors))]
 async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,
