@@ -3,7 +3,8 @@
 //! Deleting a key revokes it; revocation reaches every data plane through the usual propagation.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
@@ -21,7 +22,9 @@ use crate::auth::Caller;
 use crate::bootstrap::insert_key;
 use crate::db::{Operation, record_change};
 use crate::http::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
+use crate::http::etag::{IfMatch, Tagged};
 use crate::http::json::ApiJson;
+use crate::http::paging::PageQuery;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -54,6 +57,13 @@ pub struct KeyView {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
+impl KeyView {
+    /// A key changes once: when it is revoked.
+    fn tagged(self) -> Tagged<KeyView> {
+        Tagged(self.revoked_at.unwrap_or(self.created_at), self)
+    }
+}
+
 /// The answer to a creation: the view plus the secret, this once.
 #[derive(Debug, Serialize, ToSchema)]
 struct CreatedKey {
@@ -62,24 +72,43 @@ struct CreatedKey {
     secret: String,
 }
 
-/// `$1` caller id, `$2` caller is admin, `$3` key id or null.
+/// `$1` caller id, `$2` caller is admin, `$3` key id or null, `$4` id to continue after,
+/// `$5` limit. Ids are UUIDv7, so id order is creation order.
 const SELECT: &str =
     "select k.id, k.name, s.kind || ':' || s.name as owner, k.created_at, k.expires_at,
         k.revoked_at, k.last_used_at
      from api_keys k join subjects s on s.id = k.subject_id
      where ($2 or k.subject_id = $1) and ($3::uuid is null or k.id = $3)
-     order by k.created_at, k.id";
+       and ($4::uuid is null or k.id > $4)
+     order by k.id
+     limit $5";
 
-#[utoipa::path(get, path = "/api-keys", tag = "api-keys",
+#[utoipa::path(get, path = "/api-keys", tag = "api-keys", params(PageQuery),
     responses((status = 200, description = "All keys for admins; the caller's own otherwise. Never secrets.", body = [KeyView]), ReadErrors))]
-async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<KeyView>>> {
-    let keys = sqlx::query_as(SELECT)
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<(HeaderMap, Json<Vec<KeyView>>)> {
+    let page = page.page()?;
+    let after = page
+        .after
+        .as_deref()
+        .map(|id| {
+            id.parse::<Uuid>()
+                .map_err(|_| FieldError::new("page_token", "is not a token this API issued"))
+        })
+        .transpose()?;
+    let keys: Vec<KeyView> = sqlx::query_as(SELECT)
         .bind(caller.subject_id)
         .bind(caller.is_admin)
         .bind(None::<Uuid>)
+        .bind(after)
+        .bind(page.fetch_limit())
         .fetch_all(&state.db)
         .await?;
-    Ok(Json(keys))
+    let (headers, keys) = page.finish(keys, "/api/v1/api-keys", |k: &KeyView| k.id.to_string());
+    Ok((headers, Json(keys)))
 }
 
 #[utoipa::path(get, path = "/api-keys/{id}", tag = "api-keys", params(("id" = Uuid, Path, description = "Key id")),
@@ -88,14 +117,17 @@ async fn read(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<Uuid>,
-) -> ApiResult<Json<KeyView>> {
+) -> ApiResult<Tagged<KeyView>> {
     let key: Option<KeyView> = sqlx::query_as(SELECT)
         .bind(caller.subject_id)
         .bind(caller.is_admin)
         .bind(id)
+        .bind(None::<Uuid>)
+        .bind(1_i64)
         .fetch_optional(&state.db)
         .await?;
-    key.map(Json).ok_or(ApiError::NotFound("API key"))
+    key.map(KeyView::tagged)
+        .ok_or(ApiError::NotFound("API key"))
 }
 
 #[utoipa::path(post, path = "/api-keys", tag = "api-keys", request_body = KeyInput,
@@ -152,6 +184,8 @@ async fn create(
         .bind(caller.subject_id)
         .bind(true)
         .bind(id)
+        .bind(None::<Uuid>)
+        .bind(1_i64)
         .fetch_one(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -170,8 +204,19 @@ async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<Uuid>,
+    if_match: IfMatch,
 ) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
+    let current: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "select coalesce(revoked_at, created_at) from api_keys
+         where id = $1 and ($3 or subject_id = $2) for update",
+    )
+    .bind(id)
+    .bind(caller.subject_id)
+    .bind(caller.is_admin)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if_match.check(current.ok_or(ApiError::NotFound("API key"))?)?;
     let revoked = sqlx::query(
         "update api_keys set revoked_at = coalesce(revoked_at, now())
          where id = $1 and ($3 or subject_id = $2)",

@@ -168,7 +168,7 @@ async fn list(
         .await?;
     let views = rows.into_iter().map(IntegrationRow::view).collect();
     let path = format!("/api/v1/provider-accounts/{account}/integrations");
-    let (headers, views) = page.finish(views, &path, |v: &IntegrationView| &v.name);
+    let (headers, views) = page.finish(views, &path, |v: &IntegrationView| v.name.clone());
     Ok((headers, Json(views)))
 }
 

@@ -234,7 +234,7 @@ async fn list(
         .await?;
     let views = rows.into_iter().map(AccountRow::view).collect();
     let (headers, views) = page.finish(views, "/api/v1/provider-accounts", |v: &AccountView| {
-        &v.name
+        v.name.clone()
     });
     Ok((headers, Json(views)))
 }

@@ -352,3 +352,88 @@ async fn lists_page_with_stable_cursors() {
         (422, Some("page_size"))
     );
 }
+
+#[tokio::test]
+async fn subjects_and_keys_have_etags_and_pages() {
+    let db = fresh_database().await;
+    let cp = ControlPlane::start(&db).await;
+    let api = cp.admin();
+    let http = gatehouse_tests::http_client();
+    assert_eq!(
+        api.post("/users", json!({"email": "ada@example.com"}))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(api.post("/teams", json!({"name": "ml"})).await.status, 201);
+    let key = api.post("/api-keys", json!({"name": "k"})).await.json;
+    let key_path = format!("/api-keys/{}", key["id"].as_str().unwrap());
+    let writes = [
+        (
+            "/users/ada@example.com",
+            reqwest::Method::PATCH,
+            "/users/ada@example.com",
+            json!({"is_admin": false}),
+        ),
+        (
+            "/teams/ml",
+            reqwest::Method::POST,
+            "/teams/ml/members",
+            json!({"user": "ada@example.com"}),
+        ),
+        (
+            key_path.as_str(),
+            reqwest::Method::DELETE,
+            key_path.as_str(),
+            json!(null),
+        ),
+    ];
+    for (read, method, write, body) in writes {
+        let url = |path: &str| format!("{}/api/v1{path}", cp.url);
+        let tag = http
+            .get(url(read))
+            .bearer_auth(&cp.admin_key)
+            .send()
+            .await
+            .unwrap()
+            .headers()["etag"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let send = |tag: &str| {
+            http.request(method.clone(), url(write))
+                .bearer_auth(&cp.admin_key)
+                .header("if-match", tag)
+                .json(&body)
+                .send()
+        };
+        assert_eq!(send("\"1\"").await.unwrap().status(), 412, "{write}");
+        assert!(send(&tag).await.unwrap().status().is_success(), "{write}");
+    }
+    for i in 0..4 {
+        api.post("/api-keys", json!({"name": format!("more-{i}")}))
+            .await;
+    }
+    let mut count = 0;
+    let mut url = format!("{}/api/v1/api-keys?page_size=2", cp.url);
+    loop {
+        let response = http
+            .get(&url)
+            .bearer_auth(&cp.admin_key)
+            .send()
+            .await
+            .unwrap();
+        let next = response
+            .headers()
+            .get("x-next-page-token")
+            .map(|v| v.to_str().unwrap().to_owned());
+        count += response
+            .json::<Vec<serde_json::Value>>()
+            .await
+            .unwrap()
+            .len();
+        let Some(token) = next else { break };
+        url = format!("{}/api/v1/api-keys?page_size=2&page_token={token}", cp.url);
+    }
+    assert_eq!(count, 6, "the admin's test key, k and four more");
+}

@@ -51,6 +51,14 @@ impl PageQuery {
 }
 
 impl Page {
+    /// The first item only: for reads of one object through a list query.
+    pub fn single() -> Page {
+        Page {
+            size: 1,
+            after: None,
+        }
+    }
+
     /// What SQL should fetch: one more than the page, to know whether another page follows.
     pub fn fetch_limit(&self) -> i64 {
         i64::from(self.size) + 1
@@ -62,7 +70,7 @@ impl Page {
         &self,
         mut items: Vec<T>,
         path: &str,
-        key: impl Fn(&T) -> &str,
+        key: impl Fn(&T) -> String,
     ) -> (HeaderMap, Vec<T>) {
         let mut headers = HeaderMap::new();
         if items.len() > self.size as usize {

@@ -2,7 +2,8 @@
 //! manage them; a user may read itself.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
@@ -19,7 +20,9 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::db::{Operation, record_change};
 use crate::http::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
+use crate::http::etag::{IfMatch, Tagged};
 use crate::http::json::ApiJson;
+use crate::http::paging::{Page, PageQuery};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -38,11 +41,22 @@ pub struct PrincipalView {
     pub name: String,
     pub is_admin: bool,
     pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
-const SELECT: &str = "select id, kind || ':' || name as subject, name, is_admin, created_at
-     from subjects where kind = $1 and ($2::text is null or name = $2) and ($3::uuid is null or id = $3)
-     order by name";
+impl PrincipalView {
+    fn tagged(self) -> Tagged<PrincipalView> {
+        Tagged(self.updated_at, self)
+    }
+}
+
+const SELECT: &str =
+    "select id, kind || ':' || name as subject, name, is_admin, created_at, updated_at
+     from subjects
+     where kind = $1 and ($2::text is null or name = $2) and ($3::uuid is null or id = $3)
+       and ($4::text is null or name > $4)
+     order by name
+     limit $5";
 
 async fn fetch_all(
     conn: &mut PgConnection,
@@ -50,10 +64,22 @@ async fn fetch_all(
     name: Option<&str>,
     only: Option<Uuid>,
 ) -> sqlx::Result<Vec<PrincipalView>> {
+    fetch_page(conn, kind, name, only, &Page::single()).await
+}
+
+async fn fetch_page(
+    conn: &mut PgConnection,
+    kind: SubjectKind,
+    name: Option<&str>,
+    only: Option<Uuid>,
+    page: &Page,
+) -> sqlx::Result<Vec<PrincipalView>> {
     sqlx::query_as(SELECT)
         .bind(kind.as_str())
         .bind(name)
         .bind(only)
+        .bind(&page.after)
+        .bind(page.fetch_limit())
         .fetch_all(conn)
         .await
 }
@@ -73,10 +99,15 @@ async fn list(
     state: &AppState,
     caller: &Caller,
     kind: SubjectKind,
-) -> ApiResult<Json<Vec<PrincipalView>>> {
+    page: PageQuery,
+    path: &str,
+) -> ApiResult<(HeaderMap, Json<Vec<PrincipalView>>)> {
+    let page = page.page()?;
     let only = (!caller.is_admin).then_some(caller.subject_id);
     let mut conn = state.db.acquire().await?;
-    Ok(Json(fetch_all(&mut conn, kind, None, only).await?))
+    let views = fetch_page(&mut conn, kind, None, only, &page).await?;
+    let (headers, views) = page.finish(views, path, |v: &PrincipalView| v.name.clone());
+    Ok((headers, Json(views)))
 }
 
 async fn read(
@@ -84,11 +115,13 @@ async fn read(
     caller: &Caller,
     kind: SubjectKind,
     name: &str,
-) -> ApiResult<Json<PrincipalView>> {
+) -> ApiResult<Tagged<PrincipalView>> {
     let only = (!caller.is_admin).then_some(caller.subject_id);
     let mut conn = state.db.acquire().await?;
     let found = fetch_all(&mut conn, kind, Some(name), only).await?.pop();
-    found.map(Json).ok_or(ApiError::NotFound("subject"))
+    found
+        .map(PrincipalView::tagged)
+        .ok_or(ApiError::NotFound("subject"))
 }
 
 async fn create(
@@ -110,7 +143,8 @@ async fn create(
     record_change(&mut tx, kind.as_str(), name, Operation::Create).await?;
     let view = fetch_all(&mut tx, kind, Some(name), None).await?.pop();
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(view)))
+    let view = view.ok_or(ApiError::NotFound("subject"))?;
+    Ok((StatusCode::CREATED, view.tagged()))
 }
 
 async fn delete(
@@ -118,9 +152,11 @@ async fn delete(
     caller: &Caller,
     kind: SubjectKind,
     name: &str,
+    if_match: &IfMatch,
 ) -> ApiResult<StatusCode> {
     require_admin(caller)?;
     let mut tx = state.db.begin().await?;
+    lock_current(&mut tx, kind, name, if_match).await?;
     let deleted: Option<bool> =
         sqlx::query_scalar("delete from subjects where kind = $1 and name = $2 returning is_admin")
             .bind(kind.as_str())
@@ -135,6 +171,23 @@ async fn delete(
     record_change(&mut tx, kind.as_str(), name, Operation::Delete).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Locks the principal's row and checks `If-Match` against it.
+async fn lock_current(
+    conn: &mut PgConnection,
+    kind: SubjectKind,
+    name: &str,
+    if_match: &IfMatch,
+) -> ApiResult<()> {
+    let updated_at: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "select updated_at from subjects where kind = $1 and name = $2 for update",
+    )
+    .bind(kind.as_str())
+    .bind(name)
+    .fetch_optional(conn)
+    .await?;
+    if_match.check(updated_at.ok_or(ApiError::NotFound("subject"))?)
 }
 
 /// Nobody could manage anything any more: refuse.
@@ -170,13 +223,14 @@ struct VirtualAccountInput {
     name: String,
 }
 
-#[utoipa::path(get, path = "/users", tag = "subjects",
+#[utoipa::path(get, path = "/users", tag = "subjects", params(PageQuery),
     responses((status = 200, description = "All users for admins; the caller alone otherwise", body = [PrincipalView]), ReadErrors))]
 async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
-) -> ApiResult<Json<Vec<PrincipalView>>> {
-    list(&state, &caller, SubjectKind::User).await
+    Query(page): Query<PageQuery>,
+) -> ApiResult<(HeaderMap, Json<Vec<PrincipalView>>)> {
+    list(&state, &caller, SubjectKind::User, page, "/api/v1/users").await
 }
 
 #[utoipa::path(get, path = "/users/{email}", tag = "subjects", params(("email" = String, Path, description = "The user's e-mail")),
@@ -185,7 +239,7 @@ async fn read_user(
     State(state): State<AppState>,
     caller: Caller,
     Path(email): Path<String>,
-) -> ApiResult<Json<PrincipalView>> {
+) -> ApiResult<Tagged<PrincipalView>> {
     read(&state, &caller, SubjectKind::User, &email).await
 }
 
@@ -213,16 +267,19 @@ async fn update_user(
     State(state): State<AppState>,
     caller: Caller,
     Path(email): Path<String>,
+    if_match: IfMatch,
     ApiJson(patch): ApiJson<UserPatch>,
-) -> ApiResult<Json<PrincipalView>> {
+) -> ApiResult<Tagged<PrincipalView>> {
     require_admin(&caller)?;
     let mut tx = state.db.begin().await?;
-    let updated =
-        sqlx::query("update subjects set is_admin = $2 where kind = 'user' and name = $1")
-            .bind(&email)
-            .bind(patch.is_admin)
-            .execute(&mut *tx)
-            .await?;
+    lock_current(&mut tx, SubjectKind::User, &email, &if_match).await?;
+    let updated = sqlx::query(
+        "update subjects set is_admin = $2, updated_at = now() where kind = 'user' and name = $1",
+    )
+    .bind(&email)
+    .bind(patch.is_admin)
+    .execute(&mut *tx)
+    .await?;
     if updated.rows_affected() == 0 {
         return Err(ApiError::NotFound("subject"));
     }
@@ -232,7 +289,8 @@ async fn update_user(
         .await?
         .pop();
     tx.commit().await?;
-    view.map(Json).ok_or(ApiError::NotFound("subject"))
+    view.map(PrincipalView::tagged)
+        .ok_or(ApiError::NotFound("subject"))
 }
 
 #[utoipa::path(delete, path = "/users/{email}", tag = "subjects", params(("email" = String, Path, description = "The user's e-mail")),
@@ -241,17 +299,20 @@ async fn delete_user(
     State(state): State<AppState>,
     caller: Caller,
     Path(email): Path<String>,
+    if_match: IfMatch,
 ) -> ApiResult<StatusCode> {
-    delete(&state, &caller, SubjectKind::User, &email).await
+    delete(&state, &caller, SubjectKind::User, &email, &if_match).await
 }
 
-#[utoipa::path(get, path = "/virtual-accounts", tag = "subjects",
+#[utoipa::path(get, path = "/virtual-accounts", tag = "subjects", params(PageQuery),
     responses((status = 200, description = "All virtual accounts for admins", body = [PrincipalView]), ReadErrors))]
 async fn list_virtual_accounts(
     State(state): State<AppState>,
     caller: Caller,
-) -> ApiResult<Json<Vec<PrincipalView>>> {
-    list(&state, &caller, SubjectKind::VirtualAccount).await
+    Query(page): Query<PageQuery>,
+) -> ApiResult<(HeaderMap, Json<Vec<PrincipalView>>)> {
+    let path = "/api/v1/virtual-accounts";
+    list(&state, &caller, SubjectKind::VirtualAccount, page, path).await
 }
 
 #[utoipa::path(get, path = "/virtual-accounts/{name}", tag = "subjects", params(("name" = String, Path, description = "Virtual account name")),
@@ -260,7 +321,7 @@ async fn read_virtual_account(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-) -> ApiResult<Json<PrincipalView>> {
+) -> ApiResult<Tagged<PrincipalView>> {
     read(&state, &caller, SubjectKind::VirtualAccount, &name).await
 }
 
@@ -288,6 +349,14 @@ async fn delete_virtual_account(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
+    if_match: IfMatch,
 ) -> ApiResult<StatusCode> {
-    delete(&state, &caller, SubjectKind::VirtualAccount, &name).await
+    delete(
+        &state,
+        &caller,
+        SubjectKind::VirtualAccount,
+        &name,
+        &if_match,
+    )
+    .await
 }

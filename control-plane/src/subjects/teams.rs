@@ -2,7 +2,8 @@
 //! managers and admins manage its members; members and admins may read it.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
@@ -20,7 +21,9 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::db::{Operation, record_change};
 use crate::http::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
+use crate::http::etag::{IfMatch, Tagged};
 use crate::http::json::ApiJson;
+use crate::http::paging::PageQuery;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -74,6 +77,7 @@ pub struct TeamView {
     pub name: String,
     pub members: Vec<Member>,
     pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -82,11 +86,16 @@ struct TeamRow {
     name: String,
     members: DbJson<Vec<Member>>,
     created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
     /// The caller's role in the team, if any.
     caller_role: Option<String>,
 }
 
 impl TeamRow {
+    fn tagged(self) -> Tagged<TeamView> {
+        Tagged(self.updated_at, self.view())
+    }
+
     fn view(self) -> TeamView {
         TeamView {
             id: self.id,
@@ -94,19 +103,24 @@ impl TeamRow {
             name: self.name,
             members: self.members.0,
             created_at: self.created_at,
+            updated_at: self.updated_at,
         }
     }
 }
 
-/// `$1` caller id, `$2` team name or null for all.
-const SELECT: &str = "select t.id, t.name, t.created_at,
+/// `$1` caller id, `$2` team name or null for all, `$3` whether to include teams the caller is
+/// not in, `$4` name to continue after, `$5` limit.
+const SELECT: &str = "select t.id, t.name, t.created_at, t.updated_at,
         coalesce((select json_agg(json_build_object('user', u.name, 'role', m.role) order by u.name)
                   from team_members m join subjects u on u.id = m.user_id
                   where m.team_id = t.id), '[]') as members,
         (select role from team_members where team_id = t.id and user_id = $1) as caller_role
      from subjects t
      where t.kind = 'team' and ($2::text is null or t.name = $2)
-     order by t.name";
+       and ($3 or exists (select 1 from team_members where team_id = t.id and user_id = $1))
+       and ($4::text is null or t.name > $4)
+     order by t.name
+     limit $5";
 
 /// The team if the caller may see it (admin or member); with `manage`, only for its managers
 /// and admins (others who can see it get 403, the rest 404).
@@ -119,6 +133,9 @@ async fn visible(
     let row: Option<TeamRow> = sqlx::query_as(SELECT)
         .bind(caller.subject_id)
         .bind(name)
+        .bind(true)
+        .bind(None::<String>)
+        .bind(1_i64)
         .fetch_optional(conn)
         .await?;
     let row = row
@@ -132,18 +149,25 @@ async fn visible(
     Ok(row)
 }
 
-#[utoipa::path(get, path = "/teams", tag = "subjects",
+#[utoipa::path(get, path = "/teams", tag = "subjects", params(PageQuery),
     responses((status = 200, description = "All teams for admins; the caller's teams otherwise", body = [TeamView]), ReadErrors))]
-async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<TeamView>>> {
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<(HeaderMap, Json<Vec<TeamView>>)> {
+    let page = page.page()?;
     let rows: Vec<TeamRow> = sqlx::query_as(SELECT)
         .bind(caller.subject_id)
         .bind(None::<String>)
+        .bind(caller.is_admin)
+        .bind(&page.after)
+        .bind(page.fetch_limit())
         .fetch_all(&state.db)
         .await?;
-    let visible = rows
-        .into_iter()
-        .filter(|r| caller.is_admin || r.caller_role.is_some());
-    Ok(Json(visible.map(TeamRow::view).collect()))
+    let views = rows.into_iter().map(TeamRow::view).collect();
+    let (headers, views) = page.finish(views, "/api/v1/teams", |v: &TeamView| v.name.clone());
+    Ok((headers, Json(views)))
 }
 
 #[utoipa::path(get, path = "/teams/{team}", tag = "subjects", params(("team" = String, Path, description = "Team name")),
@@ -152,11 +176,9 @@ async fn read(
     State(state): State<AppState>,
     caller: Caller,
     Path(team): Path<String>,
-) -> ApiResult<Json<TeamView>> {
+) -> ApiResult<Tagged<TeamView>> {
     let mut conn = state.db.acquire().await?;
-    Ok(Json(
-        visible(&mut conn, &caller, &team, false).await?.view(),
-    ))
+    Ok(visible(&mut conn, &caller, &team, false).await?.tagged())
 }
 
 #[utoipa::path(post, path = "/teams", tag = "subjects", request_body = TeamInput,
@@ -193,10 +215,13 @@ async fn create(
     let row: TeamRow = sqlx::query_as(SELECT)
         .bind(caller.subject_id)
         .bind(&input.name)
+        .bind(true)
+        .bind(None::<String>)
+        .bind(1_i64)
         .fetch_one(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(row.view())))
+    Ok((StatusCode::CREATED, row.tagged()))
 }
 
 #[utoipa::path(delete, path = "/teams/{team}", tag = "subjects", params(("team" = String, Path, description = "Team name")),
@@ -205,9 +230,11 @@ async fn remove(
     State(state): State<AppState>,
     caller: Caller,
     Path(team): Path<String>,
+    if_match: IfMatch,
 ) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
     let row = visible(&mut tx, &caller, &team, true).await?;
+    claim(&mut tx, &row, &if_match).await?;
     sqlx::query("delete from subjects where id = $1")
         .bind(row.id)
         .execute(&mut *tx)
@@ -236,9 +263,17 @@ async fn replace_members(
     State(state): State<AppState>,
     caller: Caller,
     Path(team): Path<String>,
+    if_match: IfMatch,
     ApiJson(members): ApiJson<Vec<Member>>,
 ) -> ApiResult<Json<Vec<Member>>> {
-    change_members(&state, &caller, &team, MemberChange::Replace(members)).await
+    change_members(
+        &state,
+        &caller,
+        &team,
+        &if_match,
+        MemberChange::Replace(members),
+    )
+    .await
 }
 
 #[utoipa::path(post, path = "/teams/{team}/members", tag = "subjects", params(("team" = String, Path, description = "Team name")), request_body = Member,
@@ -247,9 +282,10 @@ async fn add_member(
     State(state): State<AppState>,
     caller: Caller,
     Path(team): Path<String>,
+    if_match: IfMatch,
     ApiJson(member): ApiJson<Member>,
 ) -> ApiResult<Json<Vec<Member>>> {
-    change_members(&state, &caller, &team, MemberChange::Add(member)).await
+    change_members(&state, &caller, &team, &if_match, MemberChange::Add(member)).await
 }
 
 #[utoipa::path(delete, path = "/teams/{team}/members/{email}", tag = "subjects",
@@ -259,8 +295,16 @@ async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,
     Path((team, email)): Path<(String, String)>,
+    if_match: IfMatch,
 ) -> ApiResult<Json<Vec<Member>>> {
-    change_members(&state, &caller, &team, MemberChange::Remove(email)).await
+    change_members(
+        &state,
+        &caller,
+        &team,
+        &if_match,
+        MemberChange::Remove(email),
+    )
+    .await
 }
 
 enum MemberChange {
@@ -269,15 +313,34 @@ enum MemberChange {
     Remove(String),
 }
 
+/// Checks `If-Match` against what was read and, in the same step, locks the team row and marks
+/// it modified: a concurrent writer that read the same version then finds it stale.
+async fn claim(conn: &mut PgConnection, row: &TeamRow, if_match: &IfMatch) -> ApiResult<()> {
+    if_match.check(row.updated_at)?;
+    let claimed =
+        sqlx::query("update subjects set updated_at = now() where id = $1 and updated_at = $2")
+            .bind(row.id)
+            .bind(row.updated_at)
+            .execute(conn)
+            .await?;
+    if claimed.rows_affected() == 0 {
+        return Err(ApiError::PreconditionFailed);
+    }
+    Ok(())
+}
+
 /// Authorises a member change, applies it, records it, and answers the new member list.
 async fn change_members(
     state: &AppState,
     caller: &Caller,
     team: &str,
+    if_match: &IfMatch,
     change: MemberChange,
 ) -> ApiResult<Json<Vec<Member>>> {
     let mut tx = state.db.begin().await?;
-    let id = visible(&mut tx, caller, team, true).await?.id;
+    let row = visible(&mut tx, caller, team, true).await?;
+    claim(&mut tx, &row, if_match).await?;
+    let id = row.id;
     match change {
         MemberChange::Replace(members) => set_members(&mut tx, id, &members).await?,
         MemberChange::Add(member) => upsert_member(&mut tx, id, &member, "user").await?,
@@ -300,6 +363,9 @@ async fn change_members(
     let row: TeamRow = sqlx::query_as(SELECT)
         .bind(caller.subject_id)
         .bind(team)
+        .bind(true)
+        .bind(None::<String>)
+        .bind(1_i64)
         .fetch_one(&mut *tx)
         .await?;
     tx.commit().await?;
