@@ -32,6 +32,9 @@ pub enum Command {
         #[arg(long, default_value = "create-admin")]
         key_name: String,
     },
+    /// Re-seal every stored upstream credential with the first key of
+    /// GATEHOUSE_ENCRYPTION_KEYS (key rotation); prints how many objects changed.
+    Reseal,
 }
 
 #[derive(Debug, Clone, Parser)]

@@ -8,6 +8,7 @@
 //! - [`bootstrap`]: the first admin and `create-admin`.
 //! - [`provider_accounts`], [`integrations`], [`subjects`], [`api_keys`]: the resources.
 //! - [`secrets`]: masking and write-only handling of header auth.
+//! - [`reseal`]: re-sealing stored credentials under a rotated key.
 
 pub mod api_keys;
 pub mod auth;
@@ -17,6 +18,7 @@ pub mod db;
 pub mod http;
 pub mod integrations;
 pub mod provider_accounts;
+pub mod reseal;
 pub mod secrets;
 pub mod subjects;
 

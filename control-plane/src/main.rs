@@ -1,6 +1,6 @@
 use clap::Parser;
 use control_plane::config::{Cli, Command};
-use control_plane::{bootstrap, db};
+use control_plane::{bootstrap, db, reseal};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -14,6 +14,17 @@ async fn main() -> anyhow::Result<()> {
             let pool = db::connect_and_migrate(&config.database_url, 2).await?;
             let key = bootstrap::create_admin(&pool, &email, &key_name).await?;
             println!("{key}");
+            Ok(())
+        }
+        Command::Reseal => {
+            let config = &cli.config;
+            let keyring = config
+                .encryption_keys
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("GATEHOUSE_ENCRYPTION_KEYS is required"))?;
+            let pool = db::connect_and_migrate(&config.database_url, 2).await?;
+            let changed = reseal::reseal_all(&pool, keyring).await?;
+            println!("{changed}");
             Ok(())
         }
     }

@@ -239,3 +239,41 @@ async fn a_ciphertext_moved_to_another_row_is_refused_not_served() {
         "the swapped value is never served"
     );
 }
+
+#[tokio::test]
+async fn reseal_moves_every_value_to_the_new_key() {
+    let db = fresh_database().await;
+    let cp = ControlPlane::start(&db).await;
+    let api = cp.admin();
+    let auth = json!({"type": "header", "headers": {"X-Key": "rotate-me"}});
+    let r = api
+        .post(
+            "/provider-accounts",
+            json!({"name": "acme", "header_auth": auth}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let new_key = "new:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    let rotated =
+        shared::crypto::Keyring::parse(&format!("{new_key},{TEST_ENCRYPTION_KEYS}")).unwrap();
+    let changed = control_plane::reseal::reseal_all(&cp.db, &rotated)
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+    assert_eq!(
+        control_plane::reseal::reseal_all(&cp.db, &rotated)
+            .await
+            .unwrap(),
+        0
+    );
+    let (id, sealed): (uuid::Uuid, sqlx::types::Json<shared::model::HeaderAuth>) =
+        sqlx::query_as("select id, header_auth from provider_accounts")
+            .fetch_one(&cp.db)
+            .await
+            .unwrap();
+    let only_new = shared::crypto::Keyring::parse(new_key).unwrap();
+    let opened =
+        shared::crypto::open_header_auth(&only_new, shared::crypto::ACCOUNTS, id, &sealed.0)
+            .unwrap();
+    assert_eq!(opened.headers()["X-Key"], "rotate-me");
+}
