@@ -66,6 +66,10 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_ENCRYPTION_KEYS", hide_env_values = true, value_parser = Keyring::parse)]
     pub encryption_keys: Option<Keyring>,
 
+    /// Hours request-log records are kept; older ones are deleted every ten minutes.
+    #[arg(long, env = "REQUEST_LOG_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_log_retention_hours: u64,
+
     /// Maximum number of PostgreSQL connections in the pool.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
     pub database_max_connections: u32,

@@ -17,7 +17,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
-use crate::{api_keys, integrations, provider_accounts, subjects};
+use crate::{api_keys, integrations, provider_accounts, subjects, traces};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -48,7 +48,8 @@ pub fn api() -> (Router<AppState>, OpenApiDoc) {
         .merge(integrations::routes())
         .merge(subjects::principals::routes())
         .merge(subjects::teams::routes())
-        .merge(api_keys::routes());
+        .merge(api_keys::routes())
+        .merge(traces::routes());
     let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", routes)
         .split_for_parts();

@@ -7,6 +7,7 @@
 //! - [`auth`]: the caller behind an API key, and who may manage what.
 //! - [`bootstrap`]: the first admin and `create-admin`.
 //! - [`provider_accounts`], [`integrations`], [`subjects`], [`api_keys`]: the resources.
+//! - [`traces`]: the request logs data planes write, and their retention.
 //! - [`secrets`]: masking and write-only handling of header auth.
 //! - [`reseal`]: re-sealing stored credentials under a rotated key.
 
@@ -21,6 +22,7 @@ pub mod provider_accounts;
 pub mod reseal;
 pub mod secrets;
 pub mod subjects;
+pub mod traces;
 
 use std::future::Future;
 
@@ -65,6 +67,13 @@ pub async fn run(
             config.bootstrap_admin_email
         );
     }
+    let retention = std::time::Duration::from_secs(config.request_log_retention_hours * 3600);
+    // Dropped with the runtime when serving ends.
+    tokio::spawn(traces::enforce_retention(
+        db.clone(),
+        retention,
+        std::time::Duration::from_secs(600),
+    ));
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

@@ -7,12 +7,14 @@
 //! - [`sync`]: LISTEN, snapshot reads, validate-then-swap.
 //! - [`upstream`]: HTTP clients, one per TLS profile.
 //! - [`proxy`]: the request path: auth, routing, header rewriting, errors.
+//! - [`request_log`]: per-request records, queued and written in batches off the request path.
 //! - [`admin`]: health, readiness and sync status.
 //! - [`server`]: the accept loop and graceful shutdown.
 
 pub mod admin;
 pub mod config;
 pub mod proxy;
+pub mod request_log;
 pub mod routing;
 pub mod server;
 pub mod sync;

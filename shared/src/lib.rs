@@ -11,6 +11,7 @@
 //! - [`logging`]: log set-up both binaries share.
 //! - [`notify`]: the change notification both planes speak (RELIABILITY P2).
 //! - [`snapshot`]: the configuration a data plane loads in one read.
+//! - [`request_log`]: the per-request record behind the traces API.
 //! - [`process`]: crypto provider and shutdown signal set-up.
 
 pub mod api_key;
@@ -22,5 +23,6 @@ pub mod model;
 pub mod names;
 pub mod notify;
 pub mod process;
+pub mod request_log;
 pub mod snapshot;
 pub mod validation;

@@ -84,6 +84,8 @@ async fn the_document_lists_exactly_the_served_routes() {
         "POST /api/v1/api-keys",
         "GET /api/v1/api-keys/{id}",
         "DELETE /api/v1/api-keys/{id}",
+        "GET /api/v1/traces",
+        "GET /api/v1/traces/{request_id}",
     ]
     .iter()
     .map(|line| {
@@ -97,6 +99,7 @@ async fn the_document_lists_exactly_the_served_routes() {
     for (method, path) in &documented {
         let concrete = path
             .replace("{id}", "0190a5d0-0000-7000-8000-000000000000")
+            .replace("{request_id}", "0190a5d0-0000-7000-8000-000000000000")
             .replace(['{', '}'], "");
         let response = client
             .request(method.parse().unwrap(), format!("{}{concrete}", cp.url))

@@ -1,0 +1,167 @@
+//! The traces API over records written by the data plane's request-log writer: filters, paging,
+//! visibility, and retention.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use data_plane::request_log::{self, RequestLog};
+use gatehouse_tests::{ControlPlane, fresh_database, wait_until};
+use serde_json::json;
+use shared::request_log::RequestRecord;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+fn record(account: &str, account_id: Uuid, status: u16, minutes_ago: i64) -> RequestRecord {
+    RequestRecord {
+        request_id: Uuid::new_v4(),
+        started_at: chrono::Utc::now() - chrono::Duration::minutes(minutes_ago),
+        account: account.into(),
+        endpoint: "svc".into(),
+        account_id: Some(account_id),
+        integration_id: None,
+        subject: Some("user:admin@test.local".into()),
+        key_id: None,
+        method: "GET".into(),
+        upstream_path: "/v1/x".into(),
+        status,
+        latency_us: 1500,
+        upstream_ttfb_us: Some(900),
+        bytes_in: 10,
+        bytes_out: 20,
+        error_type: None,
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+        data_plane: "test".into(),
+    }
+}
+
+#[tokio::test]
+async fn written_records_are_found_filtered_paged_and_only_by_those_who_may() {
+    let db = fresh_database().await;
+    let cp = ControlPlane::start(&db).await;
+    let api = cp.admin();
+    let mut ids = Vec::new();
+    for name in ["acme", "other"] {
+        let r = api.post("/provider-accounts", json!({"name": name})).await;
+        ids.push(r.json["id"].as_str().unwrap().parse::<Uuid>().unwrap());
+    }
+    api.post("/users", json!({"email": "ada@example.com"}))
+        .await;
+    let ada_key = api
+        .post(
+            "/api-keys",
+            json!({"name": "a", "owner": "user:ada@example.com"}),
+        )
+        .await
+        .json["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let put = json!([{"subject": "user:ada@example.com", "role": "provider-account-access"}]);
+    assert_eq!(
+        api.put("/provider-accounts/acme/collaborators", put)
+            .await
+            .status,
+        200
+    );
+
+    let (log, queue) = RequestLog::new(100);
+    let log = Arc::new(log);
+    let (_stop, shutdown) = watch::channel(false);
+    let writer = Arc::clone(&log);
+    let pool = cp.db.clone();
+    tokio::spawn(async move { request_log::write(&writer, queue, pool, shutdown).await });
+    let mut records = Vec::new();
+    for (i, status) in [200, 201, 404, 502, 200].into_iter().enumerate() {
+        records.push(record("acme", ids[0], status, i as i64));
+    }
+    records.push(record("other", ids[1], 200, 0));
+    for r in &records {
+        log.record(r.clone());
+    }
+    wait_until(Duration::from_secs(5), "records written", || async {
+        log.written() == 6
+    })
+    .await;
+
+    let all = api.get("/traces").await.json;
+    assert_eq!(all.as_array().unwrap().len(), 6);
+    let one = api.get(&format!("/traces/{}", records[3].request_id)).await;
+    assert_eq!(one.status, 200);
+    let found: RequestRecord = serde_json::from_value(one.json).unwrap();
+    assert_eq!(found.request_id, records[3].request_id);
+    assert_eq!(
+        (found.status, found.bytes_out, found.latency_us),
+        (502, 20, 1500)
+    );
+
+    let class = api.get("/traces?account=acme&status=2xx").await.json;
+    assert_eq!(class.as_array().unwrap().len(), 3);
+    let exact = api.get("/traces?status=404").await.json;
+    assert_eq!(exact.as_array().unwrap().len(), 1);
+    let since = (chrono::Utc::now() - chrono::Duration::seconds(90)).to_rfc3339();
+    let recent = api
+        .get(&format!("/traces?since={}", urlencode(&since)))
+        .await
+        .json;
+    assert_eq!(
+        recent.as_array().unwrap().len(),
+        3,
+        "two minutes-old records excluded"
+    );
+    assert_eq!(api.get("/traces?status=9xx").await.status, 422);
+
+    // Pages of two, newest first, no repeats.
+    let http = gatehouse_tests::http_client();
+    let mut url = format!("{}/api/v1/traces?page_size=2", cp.url);
+    let mut seen = Vec::new();
+    loop {
+        let response = http
+            .get(&url)
+            .bearer_auth(&cp.admin_key)
+            .send()
+            .await
+            .unwrap();
+        let next = response
+            .headers()
+            .get("x-next-page-token")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let page: Vec<RequestRecord> = response.json().await.unwrap();
+        seen.extend(page.into_iter().map(|r| r.started_at));
+        let Some(token) = next else { break };
+        url = format!("{}/api/v1/traces?page_size=2&page_token={token}", cp.url);
+    }
+    assert_eq!(seen.len(), 6);
+    assert!(seen.windows(2).all(|w| w[0] >= w[1]));
+
+    // Ada collaborates on acme only.
+    let ada = cp.client(&ada_key);
+    let visible = ada.get("/traces").await.json;
+    assert_eq!(visible.as_array().unwrap().len(), 5);
+    let hidden = records.last().unwrap().request_id;
+    assert_eq!(ada.get(&format!("/traces/{hidden}")).await.status, 404);
+
+    // Retention.
+    let purged = control_plane::traces::purge_older_than(
+        &cp.db,
+        chrono::Utc::now() - chrono::Duration::seconds(150),
+    )
+    .await
+    .unwrap();
+    assert_eq!(purged, 2);
+    assert_eq!(api.get("/traces").await.json.as_array().unwrap().len(), 4);
+}
+
+fn urlencode(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}
+
+#[tokio::test]
+async fn a_full_queue_drops_and_counts_instead_of_waiting() {
+    let (log, _queue) = RequestLog::new(2);
+    for _ in 0..5 {
+        log.record(record("acme", Uuid::nil(), 200, 0));
+    }
+    assert_eq!((log.queued(), log.dropped()), (2, 3));
+}
