@@ -44,6 +44,16 @@ pub struct Config {
     #[arg(long, env = "UPSTREAM_RESPONSE_TIMEOUT_MS", default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub upstream_response_timeout_ms: u64,
 
+    /// Milliseconds a request or response body may go without sending data before the gateway
+    /// gives up on it (a stream that keeps sending is never cut).
+    #[arg(long, env = "BODY_IDLE_TIMEOUT_MS", default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_idle_timeout_ms: u64,
+
+    /// Most proxied requests in flight at once, streams and tunnels included; beyond it the
+    /// gateway answers 503 at once instead of running out of memory.
+    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: u32,
+
     /// Milliseconds a client may take to send its request headers (slowloris guard).
     #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub header_read_timeout_ms: u64,
@@ -69,6 +79,9 @@ impl Config {
     }
     pub fn response_timeout(&self) -> Duration {
         Duration::from_millis(self.upstream_response_timeout_ms)
+    }
+    pub fn body_idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_idle_timeout_ms)
     }
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_millis(self.header_read_timeout_ms)

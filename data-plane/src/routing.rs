@@ -13,7 +13,7 @@ use shared::model::HeaderAuth;
 use shared::snapshot::{IntegrationSnapshot, Snapshot};
 use uuid::Uuid;
 
-use crate::upstream::{Clients, UpstreamClient};
+use crate::upstream::{Clients, ProfileClients};
 
 /// One snapshot's worth of routes and keys.
 pub struct RoutingTable {
@@ -50,7 +50,7 @@ pub struct Route {
     /// Subjects allowed to call: the authorized subjects, or the collaborators when that list
     /// is empty (SPEC "Who may call").
     allowed: HashSet<Uuid>,
-    pub client: UpstreamClient,
+    pub clients: ProfileClients,
 }
 
 impl Route {
@@ -124,7 +124,7 @@ impl RoutingTable {
                 base_path: base.path.into(),
                 inject,
                 allowed: allowed_ids.iter().copied().collect(),
-                client: clients.for_tls(&integration.tls).map_err(fail)?,
+                clients: clients.for_tls(&integration.tls).map_err(fail)?,
             };
             if let Some(routes) = accounts.get_mut(account.name.as_str()) {
                 routes.insert(integration.name.as_str().into(), Arc::new(route));

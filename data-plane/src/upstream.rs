@@ -1,12 +1,13 @@
 //! Upstream HTTP clients, one per TLS profile. hyper's pool is keyed by scheme and authority only,
 //! so integrations that trust different roots must not share a client. Clients outlive routing
-//! table rebuilds, so their pooled keep-alive connections survive config changes.
+//! table rebuilds, so their pooled keep-alive connections survive config changes. Each profile
+//! has a second, HTTP/1.1-only client for protocol upgrades (WebSocket): an upgrade cannot ride
+//! an HTTP/2 connection that ALPN might pick.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -16,7 +17,18 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use shared::model::{TlsSettings, parse_ca_certs};
 
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
+use crate::proxy::body::Relay;
+
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Relay>;
+
+/// The clients of one TLS profile.
+#[derive(Debug, Clone)]
+pub struct ProfileClients {
+    /// HTTP/1.1 or HTTP/2, as ALPN decides.
+    pub any: UpstreamClient,
+    /// HTTP/1.1 only, for upgrades.
+    pub http1: UpstreamClient,
+}
 
 /// What makes two integrations' TLS needs different.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -28,7 +40,7 @@ struct TlsProfile {
 /// Builds clients on demand and keeps them across table rebuilds.
 pub struct Clients {
     connect_timeout: Duration,
-    by_profile: HashMap<TlsProfile, UpstreamClient>,
+    by_profile: HashMap<TlsProfile, ProfileClients>,
 }
 
 impl Clients {
@@ -40,7 +52,7 @@ impl Clients {
     }
 
     /// The client for these settings, built the first time they are seen.
-    pub fn for_tls(&mut self, tls: &TlsSettings) -> Result<UpstreamClient, String> {
+    pub fn for_tls(&mut self, tls: &TlsSettings) -> Result<ProfileClients, String> {
         let profile = TlsProfile {
             verify: tls.reject_unauthorized,
             ca_certs: tls.ca_certs.clone(),
@@ -61,7 +73,7 @@ impl Clients {
         });
     }
 
-    fn build(&self, profile: &TlsProfile) -> Result<UpstreamClient, String> {
+    fn build(&self, profile: &TlsProfile) -> Result<ProfileClients, String> {
         let mut roots = RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
@@ -85,16 +97,26 @@ impl Clients {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(self.connect_timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
+        let builder = || hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls.clone());
+        let any = builder()
             .https_or_http()
             .enable_all_versions()
+            .wrap_connector(http.clone());
+        let http1 = builder()
+            .https_or_http()
+            .enable_http1()
             .wrap_connector(http);
-        Ok(Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector))
+        let client = |connector| {
+            Client::builder(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .build(connector)
+        };
+        Ok(ProfileClients {
+            any: client(any),
+            http1: client(http1),
+        })
     }
 }
 
