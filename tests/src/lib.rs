@@ -5,6 +5,7 @@
 //!   router served on 127.0.0.1.
 //! - [`raw`]: a raw TCP client and upstream, for what HTTP libraries would normalise away.
 //! - [`pattern`]: a checkable byte stream for large bodies.
+//! - [`tls`]: a TLS upstream with a test CA (HTTP/1.1 and HTTP/2 by ALPN).
 //! - this module: databases, planes, an API client, a one-integration gateway, and waiting with
 //!   a deadline.
 
@@ -12,6 +13,7 @@
 
 pub mod pattern;
 pub mod raw;
+pub mod tls;
 pub mod upstream;
 
 use std::future::Future;

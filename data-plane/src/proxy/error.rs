@@ -88,19 +88,20 @@ impl ProxyError {
                     RelayError::Broken(_) => ProxyError::CallerAborted,
                 };
             }
-            if let Some(io) = e.downcast_ref::<std::io::Error>() {
-                if io.kind() == std::io::ErrorKind::TimedOut {
+            // hyper-rustls reports a refused handshake as rustls's error inside io::Errors.
+            if e.is::<rustls::Error>() {
+                return ProxyError::UpstreamTls;
+            }
+            cause = match e.downcast_ref::<std::io::Error>() {
+                Some(io) if io.kind() == std::io::ErrorKind::TimedOut => {
                     return ProxyError::UpstreamTimeout;
                 }
-                // hyper-rustls reports handshake failures as an io::Error around rustls's.
-                if io
+                // `io::Error::source` skips the error it wraps; step into it instead.
+                Some(io) => io
                     .get_ref()
-                    .is_some_and(|inner| inner.is::<rustls::Error>())
-                {
-                    return ProxyError::UpstreamTls;
-                }
-            }
-            cause = e.source();
+                    .map(|inner| inner as &(dyn std::error::Error + 'static)),
+                None => e.source(),
+            };
         }
         ProxyError::UpstreamUnreachable
     }
