@@ -108,6 +108,7 @@ impl Drop for ControlPlane {
 pub struct DataPlane {
     pub url: String,
     pub addr: SocketAddr,
+    pub database_url: String,
     stop: watch::Sender<bool>,
 }
 
@@ -124,6 +125,7 @@ impl DataPlane {
         DataPlane {
             url: format!("http://{addr}"),
             addr,
+            database_url: database_url.to_owned(),
             stop,
         }
     }
