@@ -20,6 +20,7 @@ pub mod secrets;
 pub mod subjects;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use sqlx::PgPool;
@@ -31,6 +32,8 @@ pub use config::Config;
 #[derive(Clone)]
 pub struct AppState {
     pub db: PgPool,
+    /// Address ranges base URLs may not point at (RELIABILITY S7).
+    pub upstream_deny: Arc<shared::address::DenyList>,
 }
 
 /// Connects, migrates, makes sure an admin exists (printing a generated bootstrap key once, on
@@ -56,7 +59,11 @@ pub async fn run(
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    serve(listener, AppState { db }, shutdown).await
+    let state = AppState {
+        db,
+        upstream_deny: Arc::new(config.deny_upstream_ranges),
+    };
+    serve(listener, state, shutdown).await
 }
 
 /// Serves the API on an already bound listener (tests bind port 0).

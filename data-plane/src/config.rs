@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use secrecy::SecretString;
+use shared::address::DenyList;
 use shared::logging::LogFormat;
 
 /// Gatehouse data plane: a stateless proxy. It loads the routing table from PostgreSQL, follows
@@ -57,6 +58,12 @@ pub struct Config {
     /// Milliseconds a client may take to send its request headers (slowloris guard).
     #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub header_read_timeout_ms: u64,
+
+    /// Address ranges upstreams may not resolve to, comma-separated CIDRs (e.g.
+    /// `169.254.0.0/16,127.0.0.0/8,::1/128,fe80::/10`); checked on every address before
+    /// connecting, so DNS rebinding cannot reach them. Empty: no check.
+    #[arg(long, env = "DENY_UPSTREAM_RANGES", default_value = "")]
+    pub deny_upstream_ranges: DenyList,
 
     /// Seconds in-flight requests get to finish after a shutdown signal.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]

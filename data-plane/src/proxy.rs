@@ -72,6 +72,9 @@ async fn forward(
         if !route.may_call(caller) {
             return Err(ProxyError::Forbidden);
         }
+        if route.denied {
+            return Err(ProxyError::UpstreamDenied);
+        }
         // Host and base path come only from the route (RELIABILITY S3, S6).
         let uri = path::join(
             &route.scheme,

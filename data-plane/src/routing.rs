@@ -51,6 +51,8 @@ pub struct Route {
     /// is empty (SPEC "Who may call").
     allowed: HashSet<Uuid>,
     pub clients: ProfileClients,
+    /// The base URL's host is an IP literal in a denied range (RELIABILITY S7).
+    pub denied: bool,
 }
 
 impl Route {
@@ -113,6 +115,7 @@ impl RoutingTable {
             } else {
                 &integration.authorized_subjects
             };
+            let denied = clients.denies_literal(base.host());
             let route = Route {
                 account: account.name.as_str().into(),
                 endpoint: integration.name.as_str().into(),
@@ -125,6 +128,7 @@ impl RoutingTable {
                 inject,
                 allowed: allowed_ids.iter().copied().collect(),
                 clients: clients.for_tls(&integration.tls).map_err(fail)?,
+                denied,
             };
             if let Some(routes) = accounts.get_mut(account.name.as_str()) {
                 routes.insert(integration.name.as_str().into(), Arc::new(route));

@@ -2,24 +2,32 @@
 //! so integrations that trust different roots must not share a client. Clients outlive routing
 //! table rebuilds, so their pooled keep-alive connections survive config changes. Each profile
 //! has a second, HTTP/1.1-only client for protocol upgrades (WebSocket): an upgrade cannot ride
-//! an HTTP/2 connection that ALPN might pick.
+//! an HTTP/2 connection that ALPN might pick. Name resolution goes through
+//! [`GuardedResolver`], which drops denied addresses (RELIABILITY S7).
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use std::{io, vec};
 
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use shared::address::DenyList;
 use shared::model::{TlsSettings, parse_ca_certs};
 
 use crate::proxy::body::Relay;
 
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Relay>;
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector<GuardedResolver>>, Relay>;
 
 /// The clients of one TLS profile.
 #[derive(Debug, Clone)]
@@ -40,15 +48,24 @@ struct TlsProfile {
 /// Builds clients on demand and keeps them across table rebuilds.
 pub struct Clients {
     connect_timeout: Duration,
+    deny: Arc<DenyList>,
     by_profile: HashMap<TlsProfile, ProfileClients>,
 }
 
 impl Clients {
-    pub fn new(connect_timeout: Duration) -> Clients {
+    pub fn new(connect_timeout: Duration, deny: DenyList) -> Clients {
         Clients {
             connect_timeout,
+            deny: Arc::new(deny),
             by_profile: HashMap::new(),
         }
+    }
+
+    /// Whether a base URL host that is an IP literal is denied: literals never reach the
+    /// resolver, so routes to them are refused before any connection.
+    pub fn denies_literal(&self, host: &str) -> bool {
+        host.parse::<IpAddr>()
+            .is_ok_and(|ip| self.deny.contains(ip))
     }
 
     /// The client for these settings, built the first time they are seen.
@@ -93,7 +110,10 @@ impl Clients {
                     rustls::crypto::ring::default_provider(),
                 )));
         }
-        let mut http = HttpConnector::new();
+        let mut http = HttpConnector::new_with_resolver(GuardedResolver {
+            inner: GaiResolver::new(),
+            deny: Arc::clone(&self.deny),
+        });
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(self.connect_timeout));
@@ -116,6 +136,53 @@ impl Clients {
         Ok(ProfileClients {
             any: client(any),
             http1: client(http1),
+        })
+    }
+}
+
+/// A resolved upstream address is in a denied range.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} is in a denied address range")]
+pub struct DeniedAddress(pub IpAddr);
+
+/// The system resolver minus denied addresses; a name left with none fails to resolve.
+#[derive(Debug, Clone)]
+pub struct GuardedResolver {
+    inner: GaiResolver,
+    deny: Arc<DenyList>,
+}
+
+impl tower_service::Service<Name> for GuardedResolver {
+    type Response = vec::IntoIter<SocketAddr>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let resolving = self.inner.call(name);
+        let deny = Arc::clone(&self.deny);
+        Box::pin(async move {
+            let mut denied = None;
+            let allowed: Vec<SocketAddr> = resolving
+                .await?
+                .filter(|addr| {
+                    let refused = deny.contains(addr.ip());
+                    if refused {
+                        denied = Some(addr.ip());
+                    }
+                    !refused
+                })
+                .collect();
+            match denied {
+                Some(ip) if allowed.is_empty() => Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    DeniedAddress(ip),
+                )),
+                _ => Ok(allowed.into_iter()),
+            }
         })
     }
 }

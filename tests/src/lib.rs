@@ -55,14 +55,17 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     pub async fn start(database_url: &str) -> ControlPlane {
+        ControlPlane::start_with(database_url, &[]).await
+    }
+
+    /// [`ControlPlane::start`] with further command-line flags.
+    pub async fn start_with(database_url: &str, extra: &[&str]) -> ControlPlane {
         shared::process::install_crypto_provider();
-        let config = control_plane::config::Cli::try_parse_from([
-            "control-plane",
-            "--database-url",
-            database_url,
-        ])
-        .unwrap()
-        .config;
+        let mut args = vec!["control-plane", "--database-url", database_url];
+        args.extend_from_slice(extra);
+        let config = control_plane::config::Cli::try_parse_from(args)
+            .unwrap()
+            .config;
         let db = control_plane::db::connect_and_migrate(&config.database_url, 5)
             .await
             .unwrap();
@@ -72,7 +75,10 @@ impl ControlPlane {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, mut stopped) = watch::channel(false);
-        let state = control_plane::AppState { db: db.clone() };
+        let state = control_plane::AppState {
+            db: db.clone(),
+            upstream_deny: std::sync::Arc::new(config.deny_upstream_ranges),
+        };
         tokio::spawn(control_plane::serve(listener, state, async move {
             let _ = stopped.wait_for(|s| *s).await;
         }));

@@ -307,3 +307,82 @@ async fn upstream_redirects_are_returned_not_followed() {
         assert_eq!(response.text().await.unwrap(), "moved");
     }
 }
+
+#[tokio::test]
+async fn denied_address_ranges_are_refused_at_write_and_at_connect_time() {
+    let db = gatehouse_tests::fresh_database().await;
+    let deny = [
+        "--deny-upstream-ranges",
+        "169.254.0.0/16, 127.0.0.0/8, ::1/128",
+    ];
+    let cp = gatehouse_tests::ControlPlane::start_with(&db, &deny).await;
+    let api = cp.admin();
+    assert_eq!(
+        api.post("/provider-accounts", json!({"name": "acme"}))
+            .await
+            .status,
+        201
+    );
+    for base_url in [
+        "http://169.254.169.254",
+        "http://169.254.169.254:80/latest",
+        "http://[::ffff:169.254.169.254]",
+        "http://127.0.0.1:8080",
+        "http://[::1]:8080",
+        "http://localhost:8080",
+    ] {
+        let r = api
+            .post(
+                "/provider-accounts/acme/integrations",
+                json!({"name": "svc", "base_url": base_url}),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{base_url}: {}", r.text);
+        assert_eq!(r.json["field"], "base_url");
+    }
+    let r = api
+        .post(
+            "/provider-accounts/acme/integrations",
+            json!({"name": "svc", "base_url": "http://10.1.2.3:8080"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+
+    // Written before the list applied (or resolving differently later): the data plane refuses
+    // to connect, whether the host is a literal or a name that resolves into a denied range.
+    let upstream = EchoUpstream::start().await;
+    let port = upstream.addr.port();
+    let gw = Gateway::start(&upstream.url(), json!({}), &deny).await;
+    let r = gw
+        .cp
+        .admin()
+        .post(
+            "/provider-accounts/acme/integrations",
+            json!({"name": "named", "base_url": format!("http://localhost:{port}")}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let client = http_client();
+    let named = format!("{}/proxy-api/acme/named/x", gw.dp.url);
+    gatehouse_tests::wait_until(
+        Duration::from_secs(3),
+        "named integration served",
+        || async {
+            client
+                .get(&named)
+                .bearer_auth(&gw.key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                != 404
+        },
+    )
+    .await;
+    for url in [gw.url("/x"), named] {
+        let r = client.get(&url).bearer_auth(&gw.key).send().await.unwrap();
+        assert_eq!(r.status(), 502, "{url}");
+        assert_eq!(r.headers()["x-gatehouse-error"], "upstream_denied", "{url}");
+    }
+    assert!(upstream.requests().is_empty());
+}

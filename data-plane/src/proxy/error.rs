@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::ProxyBody;
 use super::body::RelayError;
 use super::headers::X_REQUEST_ID;
+use crate::upstream::DeniedAddress;
 
 /// Marks a response as made by the gateway, not relayed from an upstream.
 pub const GATEWAY_ERROR_HEADER: &str = "x-gatehouse-error";
@@ -40,6 +41,8 @@ pub enum ProxyError {
     UpstreamUnreachable,
     #[error("the upstream's TLS certificate or handshake was refused")]
     UpstreamTls,
+    #[error("the upstream's address is in a range the gateway may not reach")]
+    UpstreamDenied,
     #[error("the upstream did not answer in time")]
     UpstreamTimeout,
 }
@@ -73,12 +76,14 @@ impl ProxyError {
             ProxyError::CallerAborted => (StatusCode::BAD_REQUEST, "bad_request"),
             ProxyError::UpstreamUnreachable => (StatusCode::BAD_GATEWAY, "upstream_unreachable"),
             ProxyError::UpstreamTls => (StatusCode::BAD_GATEWAY, "upstream_tls"),
+            ProxyError::UpstreamDenied => (StatusCode::BAD_GATEWAY, "upstream_denied"),
             ProxyError::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
         }
     }
 
     /// What a failed upstream exchange means, from the error's cause chain: the caller's body
-    /// failing (our [`RelayError`]), a timeout, a TLS refusal, or else an unreachable upstream.
+    /// failing (our [`RelayError`]), a denied address, a timeout, a TLS refusal, or else an
+    /// unreachable upstream.
     pub fn from_upstream(error: &(dyn std::error::Error + 'static)) -> ProxyError {
         let mut cause = Some(error);
         while let Some(e) = cause {
@@ -87,6 +92,9 @@ impl ProxyError {
                     RelayError::Idle(_) => ProxyError::CallerIdle,
                     RelayError::Broken(_) => ProxyError::CallerAborted,
                 };
+            }
+            if e.is::<DeniedAddress>() {
+                return ProxyError::UpstreamDenied;
             }
             // hyper-rustls reports a refused handshake as rustls's error inside io::Errors.
             if e.is::<rustls::Error>() {
