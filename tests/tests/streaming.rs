@@ -440,3 +440,25 @@ async fn upstream_failures_map_to_502_and_504_and_upstream_errors_pass_through()
     assert!(r.headers().contains_key("x-request-id"));
     assert_eq!(r.text().await.unwrap(), "busy upstream");
 }
+
+#[tokio::test]
+async fn a_caller_that_sends_its_headers_too_slowly_is_disconnected() {
+    let upstream = EchoUpstream::start().await;
+    let gw = Gateway::start(
+        &upstream.url(),
+        json!({}),
+        &["--header-read-timeout-ms", "300"],
+    )
+    .await;
+    let started = Instant::now();
+    // Half a request head, then nothing (slowloris).
+    let reply = exchange(
+        gw.dp.addr,
+        b"GET /proxy-api/acme/svc/x HTTP/1.1\r\nHost: gw\r\nX-Slow: ",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(reply.closed, "connection still open");
+    println!("slow header sender dropped after {:?}", started.elapsed());
+    assert!(upstream.requests().is_empty());
+}
