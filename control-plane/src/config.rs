@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
+use shared::address::DenyList;
 use shared::crypto::Keyring;
 use shared::logging::LogFormat;
 
@@ -73,6 +74,13 @@ pub struct Config {
     /// Maximum number of PostgreSQL connections in the pool.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
     pub database_max_connections: u32,
+
+    /// Address ranges an integration's base URL may not point at, comma-separated CIDRs (e.g.
+    /// `169.254.0.0/16,127.0.0.0/8,::1/128,fe80::/10`): refused with 422 when the host is, or
+    /// resolves to, such an address. Give data planes the same list: they check every address
+    /// again when connecting. Empty: no check.
+    #[arg(long, env = "DENY_UPSTREAM_RANGES", default_value = "")]
+    pub deny_upstream_ranges: DenyList,
 
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

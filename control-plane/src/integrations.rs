@@ -1,6 +1,8 @@
 //! `/api/v1/provider-accounts/{account}/integrations`: the endpoints of an account.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -8,6 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use shared::address::DenyList;
 use shared::base_url::BaseUrl;
 use shared::crypto;
 use shared::headers::validate_header_map;
@@ -66,6 +69,34 @@ impl IntegrationInput {
         validate_header_map("custom_headers", &self.custom_headers)?;
         self.tls.validate()
     }
+}
+
+/// RELIABILITY S7 at write time: the base URL's host, as a literal or as it resolves now, must
+/// not be in a denied range. A name that does not resolve (yet) passes: data planes check every
+/// address again when they connect, which also defeats DNS rebinding.
+async fn check_upstream_address(deny: &DenyList, base_url: &str) -> Result<(), FieldError> {
+    if deny.is_empty() {
+        return Ok(());
+    }
+    let base = BaseUrl::parse(base_url)?;
+    let host = base.host();
+    let denied = match host.parse::<IpAddr>() {
+        Ok(ip) => deny.contains(ip),
+        Err(_) => {
+            let lookup = tokio::net::lookup_host((host, 0));
+            match tokio::time::timeout(Duration::from_secs(2), lookup).await {
+                Ok(Ok(mut addrs)) => addrs.any(|a| deny.contains(a.ip())),
+                _ => false,
+            }
+        }
+    };
+    if denied {
+        return Err(FieldError::new(
+            "base_url",
+            "points at an address in a range upstreams may not use",
+        ));
+    }
+    Ok(())
 }
 
 /// An integration as read: secrets masked.
@@ -197,6 +228,7 @@ async fn create(
     let mut tx = state.db.begin().await?;
     let account_id = authorize(&mut tx, &caller, &account, AccountAccess::Manage, true).await?;
     input.validate()?;
+    check_upstream_address(&state.upstream_deny, &input.base_url).await?;
     let id = Uuid::now_v7();
     input.header_auth = header_auth_to_store(
         &state.keyring,
@@ -287,6 +319,7 @@ async fn write_replacement(
     let (id, stored_auth) = (row.id, row.header_auth.as_ref().map(|a| a.0.clone()));
     let mut input = build(&row.view())?;
     input.validate()?;
+    check_upstream_address(&state.upstream_deny, &input.base_url).await?;
     input.header_auth = header_auth_to_store(
         &state.keyring,
         crypto::INTEGRATIONS,

@@ -25,7 +25,6 @@ pub mod subjects;
 pub mod traces;
 
 use std::future::Future;
-
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -41,6 +40,8 @@ pub struct AppState {
     pub db: PgPool,
     /// Seals header auth values before they are stored.
     pub keyring: Arc<Keyring>,
+    /// Address ranges base URLs may not point at (RELIABILITY S7).
+    pub upstream_deny: Arc<shared::address::DenyList>,
 }
 
 /// Connects, migrates, makes sure an admin exists (printing a generated bootstrap key once, on
@@ -77,15 +78,12 @@ pub async fn run(
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    serve(
-        listener,
-        AppState {
-            db,
-            keyring: Arc::new(keyring),
-        },
-        shutdown,
-    )
-    .await
+    let state = AppState {
+        db,
+        keyring: Arc::new(keyring),
+        upstream_deny: Arc::new(config.deny_upstream_ranges),
+    };
+    serve(listener, state, shutdown).await
 }
 
 /// Serves the API on an already bound listener (tests bind port 0).

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use secrecy::SecretString;
+use shared::address::DenyList;
 use shared::crypto::Keyring;
 use shared::logging::LogFormat;
 
@@ -50,9 +51,25 @@ pub struct Config {
     #[arg(long, env = "UPSTREAM_RESPONSE_TIMEOUT_MS", default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub upstream_response_timeout_ms: u64,
 
+    /// Milliseconds a request or response body may go without sending data before the gateway
+    /// gives up on it (a stream that keeps sending is never cut).
+    #[arg(long, env = "BODY_IDLE_TIMEOUT_MS", default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_idle_timeout_ms: u64,
+
+    /// Most proxied requests in flight at once, streams and tunnels included; beyond it the
+    /// gateway answers 503 at once instead of running out of memory.
+    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: u32,
+
     /// Milliseconds a client may take to send its request headers (slowloris guard).
     #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub header_read_timeout_ms: u64,
+
+    /// Address ranges upstreams may not resolve to, comma-separated CIDRs (e.g.
+    /// `169.254.0.0/16,127.0.0.0/8,::1/128,fe80::/10`); checked on every address before
+    /// connecting, so DNS rebinding cannot reach them. Empty: no check.
+    #[arg(long, env = "DENY_UPSTREAM_RANGES", default_value = "")]
+    pub deny_upstream_ranges: DenyList,
 
     /// Seconds in-flight requests get to finish after a shutdown signal.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
@@ -75,6 +92,9 @@ impl Config {
     }
     pub fn response_timeout(&self) -> Duration {
         Duration::from_millis(self.upstream_response_timeout_ms)
+    }
+    pub fn body_idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_idle_timeout_ms)
     }
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_millis(self.header_read_timeout_ms)

@@ -40,6 +40,8 @@ pub struct Gateway {
     /// Becomes true with the first table and stays true (RELIABILITY P10).
     pub ready: watch::Sender<bool>,
     pub status: sync::SyncStatus,
+    /// One permit per proxied request in flight, held until its response body or tunnel ends.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// A running data plane: its address, and the tasks to await after signalling shutdown.
@@ -72,10 +74,11 @@ pub async fn start(
         .connect_lazy(config.database_url.expose_secret())
         .context("parsing DATABASE_URL")?;
     let gateway = Arc::new(Gateway {
-        config,
         table: ArcSwap::from_pointee(routing::RoutingTable::unloaded()),
         ready: watch::Sender::new(false),
         status: sync::SyncStatus::default(),
+        in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight as usize)),
+        config,
     });
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "data plane listening");

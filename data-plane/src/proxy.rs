@@ -2,9 +2,11 @@
 //! routing table once per request, holds no lock across an await, touches no database, and
 //! streams bodies in both directions frame by frame.
 
+pub mod body;
 mod error;
 pub mod headers;
 pub mod path;
+mod upgrade;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -12,18 +14,19 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::uri::PathAndQuery;
-use http::{Request, Response, Uri, Version};
+use http::{Request, Response};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use tokio::sync::OwnedSemaphorePermit;
 
 pub use error::{GATEWAY_ERROR_HEADER, ProxyError};
 
 use crate::Gateway;
-use crate::routing::{Caller, Route, RoutingTable};
+use crate::routing::{Caller, RoutingTable};
+use body::Relay;
 
 /// Relayed upstream bodies, or small bodies the gateway makes itself.
-pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+pub type ProxyBody = Either<Relay, Full<Bytes>>;
 
 /// A fresh request id, as the value of `x-request-id`.
 pub fn new_request_id() -> HeaderValue {
@@ -40,66 +43,95 @@ pub async fn handle(
     peer: IpAddr,
     request_id: HeaderValue,
 ) -> Response<ProxyBody> {
-    match forward(gateway, req, peer, &request_id).await {
-        Ok(response) => response,
-        Err(e) => e.into_response(request_id),
-    }
+    // Shed load before doing any work (RELIABILITY S11).
+    let result = match Arc::clone(&gateway.in_flight).try_acquire_owned() {
+        Ok(permit) => forward(gateway, req, peer, &request_id, permit).await,
+        Err(_) => Err(ProxyError::Overloaded),
+    };
+    result.unwrap_or_else(|e| e.into_response(request_id))
 }
 
 async fn forward(
     gateway: &Gateway,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     peer: IpAddr,
     request_id: &HeaderValue,
+    permit: OwnedSemaphorePermit,
 ) -> Result<Response<ProxyBody>, ProxyError> {
-    let (mut parts, body) = req.into_parts();
-    // RELIABILITY S2: hyper would let Transfer-Encoding win; a proxy must refuse instead.
-    if parts.headers.contains_key(header::TRANSFER_ENCODING)
-        && parts.headers.contains_key(header::CONTENT_LENGTH)
-    {
-        return Err(ProxyError::AmbiguousFraming);
-    }
     let (route, uri) = {
         // The table is loaded once and released before any await.
         let table = gateway.table.load();
         if table.version < 0 {
             return Err(ProxyError::NotReady);
         }
-        let caller = authenticate(&table, &parts.headers)?;
-        let path = path::split(parts.uri.path()).ok_or(ProxyError::UnknownRoute)?;
+        let caller = authenticate(&table, req.headers())?;
+        let path = path::split(req.uri().path()).ok_or(ProxyError::UnknownRoute)?;
         let route = table
             .route(&path.account, &path.endpoint)
             .ok_or(ProxyError::UnknownRoute)?;
         if !route.may_call(caller) {
             return Err(ProxyError::Forbidden);
         }
-        if path::has_dot_segment(path.rest) {
-            return Err(ProxyError::DotSegment);
+        if route.denied {
+            return Err(ProxyError::UpstreamDenied);
         }
-        let uri = upstream_uri(route, path.rest, parts.uri.query())?;
+        // Host and base path come only from the route (RELIABILITY S3, S6).
+        let uri = path::join(
+            &route.scheme,
+            &route.authority,
+            &route.base_path,
+            path.rest,
+            req.uri().query(),
+        )?;
         (Arc::clone(route), uri)
     };
-    headers::to_upstream(&mut parts.headers, &route, peer, request_id);
-    parts.uri = uri;
-    parts.version = Version::HTTP_11;
-    parts.extensions = http::Extensions::new();
-    let upstream = route.client.request(Request::from_parts(parts, body));
-    let response = tokio::time::timeout(gateway.config.response_timeout(), upstream)
-        .await
-        .map_err(|_| ProxyError::UpstreamTimeout)?
-        .map_err(|e| {
-            tracing::warn!(
-                request_id = request_id.to_str().unwrap_or_default(),
-                account = &*route.account,
-                endpoint = &*route.endpoint,
-                error = %e,
-                "upstream request failed"
-            );
-            ProxyError::UpstreamUnreachable
-        })?;
+    let upgrade = upgrade::requested(&req);
+    let caller_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+    let client = match upgrade {
+        Some(_) => &route.clients.http1,
+        None => &route.clients.any,
+    };
+    let (parts, body) = req.into_parts();
+    let idle = gateway.config.body_idle_timeout();
+    // A fresh request: only method, URI and rewritten headers cross over, never the caller's
+    // version or extensions.
+    let mut outgoing = Request::new(Relay::new(body, idle, None));
+    *outgoing.method_mut() = parts.method;
+    *outgoing.uri_mut() = uri;
+    *outgoing.headers_mut() =
+        headers::to_upstream(parts.headers, &route, peer, request_id, upgrade);
+    let response =
+        tokio::time::timeout(gateway.config.response_timeout(), client.request(outgoing))
+            .await
+            .map_err(|_| ProxyError::UpstreamTimeout)?
+            .map_err(|e| {
+                let error = ProxyError::from_upstream(&e);
+                tracing::warn!(
+                    request_id = request_id.to_str().unwrap_or_default(),
+                    account = &*route.account,
+                    endpoint = &*route.endpoint,
+                    error = ?e,
+                    kind = %error,
+                    "upstream request failed"
+                );
+                error
+            })?;
+    if let Some(caller_upgrade) = caller_upgrade
+        && response.status() == http::StatusCode::SWITCHING_PROTOCOLS
+    {
+        return Ok(upgrade::tunnel(
+            response,
+            caller_upgrade,
+            request_id,
+            permit,
+        ));
+    }
     let (mut parts, body) = response.into_parts();
-    headers::to_caller(&mut parts.headers, request_id);
-    Ok(Response::from_parts(parts, Either::Left(body)))
+    parts.headers = headers::to_caller(std::mem::take(&mut parts.headers), request_id, None);
+    Ok(Response::from_parts(
+        parts,
+        Either::Left(Relay::new(body, idle, Some(permit))),
+    ))
 }
 
 /// The caller behind `Authorization: Bearer <key>`. Malformed keys never reach the table
@@ -124,30 +156,4 @@ fn authenticate<'t>(
         }
     }
     Ok(caller)
-}
-
-/// Base path + the caller's raw rest + the raw query: concatenation, never resolution
-/// (RELIABILITY S3). Host and base path come only from the route, so the invariant "same host,
-/// under the base path" holds by construction once dot-segments are refused.
-fn upstream_uri(route: &Route, rest: &str, query: Option<&str>) -> Result<Uri, ProxyError> {
-    let mut target = String::with_capacity(
-        route.base_path.len() + rest.len() + query.map_or(0, |q| q.len() + 1) + 1,
-    );
-    target.push_str(&route.base_path);
-    target.push_str(rest);
-    if target.is_empty() {
-        target.push('/');
-    }
-    if let Some(query) = query {
-        target.push('?');
-        target.push_str(query);
-    }
-    let path_and_query = PathAndQuery::from_maybe_shared(Bytes::from(target))
-        .map_err(|_| ProxyError::InvalidPath)?;
-    Uri::builder()
-        .scheme(route.scheme.clone())
-        .authority(route.authority.clone())
-        .path_and_query(path_and_query)
-        .build()
-        .map_err(|_| ProxyError::InvalidPath)
 }

@@ -14,7 +14,7 @@ use shared::model::HeaderAuth;
 use shared::snapshot::{IntegrationSnapshot, Snapshot};
 use uuid::Uuid;
 
-use crate::upstream::{Clients, UpstreamClient};
+use crate::upstream::{Clients, ProfileClients};
 
 /// One snapshot's worth of routes and keys.
 pub struct RoutingTable {
@@ -51,7 +51,9 @@ pub struct Route {
     /// Subjects allowed to call: the authorized subjects, or the collaborators when that list
     /// is empty (SPEC "Who may call").
     allowed: HashSet<Uuid>,
-    pub client: UpstreamClient,
+    pub clients: ProfileClients,
+    /// The base URL's host is an IP literal in a denied range (RELIABILITY S7).
+    pub denied: bool,
 }
 
 impl Route {
@@ -135,6 +137,7 @@ impl RoutingTable {
             } else {
                 &integration.authorized_subjects
             };
+            let denied = clients.denies_literal(base.host());
             let route = Route {
                 account: account.name.as_str().into(),
                 endpoint: integration.name.as_str().into(),
@@ -146,7 +149,8 @@ impl RoutingTable {
                 base_path: base.path.into(),
                 inject,
                 allowed: allowed_ids.iter().copied().collect(),
-                client: clients.for_tls(&integration.tls).map_err(fail)?,
+                clients: clients.for_tls(&integration.tls).map_err(fail)?,
+                denied,
             };
             if let Some(routes) = accounts.get_mut(account.name.as_str()) {
                 routes.insert(integration.name.as_str().into(), Arc::new(route));

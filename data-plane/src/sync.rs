@@ -56,7 +56,10 @@ impl SyncStatus {
 /// Runs until `shutdown` flips to true. Never gives up: while the database is away the last
 /// good table keeps serving and connection attempts continue with capped backoff.
 pub async fn run(gateway: Arc<Gateway>, pool: PgPool, mut shutdown: watch::Receiver<bool>) {
-    let mut clients = Clients::new(gateway.config.connect_timeout());
+    let mut clients = Clients::new(
+        gateway.config.connect_timeout(),
+        gateway.config.deny_upstream_ranges.clone(),
+    );
     let mut backoff = Duration::from_millis(100);
     while !*shutdown.borrow() {
         match follow(&gateway, &pool, &mut clients, &mut shutdown).await {

@@ -3,6 +3,7 @@
 //!
 //! - [`validation`]: the error a failed rule yields, naming the offending field.
 //! - [`names`]: provider account, integration and subject names (SPEC §1).
+//! - [`address`]: address ranges denied as upstreams (RELIABILITY S7).
 //! - [`base_url`]: the integration base URL rules (SPEC §1, RELIABILITY S7) and its parts.
 //! - [`headers`]: header names and values an operator may configure.
 //! - [`model`]: header auth, TLS settings, endpoint types, roles and subjects.
@@ -14,6 +15,7 @@
 //! - [`request_log`]: the per-request record behind the traces API.
 //! - [`process`]: crypto provider and shutdown signal set-up.
 
+pub mod address;
 pub mod api_key;
 pub mod base_url;
 pub mod crypto;

@@ -1,11 +1,19 @@
 //! End-to-end test harness: a fresh PostgreSQL database per test, the real control plane and
 //! data planes started in-process on port 0, and real upstream HTTP servers on 127.0.0.1.
 //!
-//! - [`upstream`]: a recording echo server (also the `echo-upstream` demo binary).
-//! - this module: databases, planes, an API client, and waiting with a deadline.
+//! - [`upstream`]: a recording echo server (also the `echo-upstream` demo binary), and any axum
+//!   router served on 127.0.0.1.
+//! - [`raw`]: a raw TCP client and upstream, for what HTTP libraries would normalise away.
+//! - [`pattern`]: a checkable byte stream for large bodies.
+//! - [`tls`]: a TLS upstream with a test CA (HTTP/1.1 and HTTP/2 by ALPN).
+//! - this module: databases, planes, an API client, a one-integration gateway, and waiting with
+//!   a deadline.
 
 #![allow(clippy::unwrap_used)]
 
+pub mod pattern;
+pub mod raw;
+pub mod tls;
 pub mod upstream;
 
 use std::future::Future;
@@ -51,16 +59,23 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     pub async fn start(database_url: &str) -> ControlPlane {
+        ControlPlane::start_with(database_url, &[]).await
+    }
+
+    /// [`ControlPlane::start`] with further command-line flags.
+    pub async fn start_with(database_url: &str, extra: &[&str]) -> ControlPlane {
         shared::process::install_crypto_provider();
-        let config = control_plane::config::Cli::try_parse_from([
+        let mut args = vec![
             "control-plane",
             "--database-url",
             database_url,
             "--encryption-keys",
             TEST_ENCRYPTION_KEYS,
-        ])
-        .unwrap()
-        .config;
+        ];
+        args.extend_from_slice(extra);
+        let config = control_plane::config::Cli::try_parse_from(args)
+            .unwrap()
+            .config;
         let db = control_plane::db::connect_and_migrate(&config.database_url, 5)
             .await
             .unwrap();
@@ -73,6 +88,7 @@ impl ControlPlane {
         let state = control_plane::AppState {
             db: db.clone(),
             keyring: std::sync::Arc::new(config.encryption_keys.clone().unwrap()),
+            upstream_deny: std::sync::Arc::new(config.deny_upstream_ranges),
         };
         tokio::spawn(control_plane::serve(listener, state, async move {
             let _ = stopped.wait_for(|s| *s).await;
@@ -109,6 +125,7 @@ impl Drop for ControlPlane {
 pub struct DataPlane {
     pub url: String,
     pub addr: SocketAddr,
+    pub database_url: String,
     stop: watch::Sender<bool>,
 }
 
@@ -131,13 +148,19 @@ impl DataPlane {
         DataPlane {
             url: format!("http://{addr}"),
             addr,
+            database_url: database_url.to_owned(),
             stop,
         }
     }
 
     /// Starts and waits until the first routing table is loaded.
     pub async fn start_ready(database_url: &str) -> DataPlane {
-        let plane = DataPlane::start(database_url, &[]).await;
+        DataPlane::start_ready_with(database_url, &[]).await
+    }
+
+    /// [`DataPlane::start_ready`] with further command-line flags.
+    pub async fn start_ready_with(database_url: &str, extra: &[&str]) -> DataPlane {
+        let plane = DataPlane::start(database_url, extra).await;
         let client = http_client();
         let ready = format!("{}/readyz", plane.url);
         wait_until(Duration::from_secs(10), "data plane ready", || async {
@@ -160,6 +183,49 @@ impl DataPlane {
 impl Drop for DataPlane {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+    }
+}
+
+/// The upstream credential every [`Gateway`] injects, as `X-Upstream-Key`.
+pub const UPSTREAM_KEY: &str = "upstream-secret";
+
+/// A control plane and a ready data plane serving one integration, `acme/svc`, whose account
+/// injects [`UPSTREAM_KEY`].
+pub struct Gateway {
+    pub cp: ControlPlane,
+    pub dp: DataPlane,
+    /// The admin's API key, to call the proxy with.
+    pub key: String,
+}
+
+impl Gateway {
+    /// `integration` holds further integration fields (`tls`, ...); `flags` go to the data plane.
+    pub async fn start(base_url: &str, integration: Value, flags: &[&str]) -> Gateway {
+        let db = fresh_database().await;
+        let cp = ControlPlane::start(&db).await;
+        let api = cp.admin();
+        let r = api
+            .post(
+                "/provider-accounts",
+                serde_json::json!({"name": "acme", "header_auth": {"type": "header",
+                    "headers": {"X-Upstream-Key": UPSTREAM_KEY}}}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let mut body = serde_json::json!({"name": "svc", "base_url": base_url});
+        if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), integration) {
+            body.extend(extra);
+        }
+        let r = api.post("/provider-accounts/acme/integrations", body).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let dp = DataPlane::start_ready_with(&db, flags).await;
+        let key = cp.admin_key.clone();
+        Gateway { cp, dp, key }
+    }
+
+    /// `/proxy-api/acme/svc{rest}` on the data plane.
+    pub fn url(&self, rest: &str) -> String {
+        format!("{}/proxy-api/acme/svc{rest}", self.dp.url)
     }
 }
 

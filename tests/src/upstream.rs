@@ -1,5 +1,6 @@
-//! A real upstream HTTP server for tests and the demo: it records every request exactly as it
-//! arrived (raw request-target, headers in order, body bytes) and answers with a JSON echo.
+//! Real upstream HTTP servers for tests and the demo: a recording echo server that keeps every
+//! request exactly as it arrived (raw request-target, headers in order, body bytes) and answers
+//! with a JSON echo, and [`serve`] for any other axum router.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -116,4 +117,20 @@ async fn echo(State(recorded): State<Arc<Mutex<Vec<Recorded>>>>, request: Reques
         all.push(entry);
     }
     axum::Json(reply).into_response()
+}
+
+/// Serves `app` on 127.0.0.1 on an ephemeral port until the process ends; returns its base URL.
+pub async fn serve(app: axum::Router) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding an ephemeral port on 127.0.0.1");
+    let addr = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "test upstream stopped");
+        }
+    });
+    format!("http://{addr}")
 }

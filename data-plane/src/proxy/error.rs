@@ -1,13 +1,15 @@
 //! Errors the proxy produces itself, and their one mapping to HTTP (SPEC §2).
 
 use bytes::Bytes;
-use http::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
+use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::{Either, Full};
 use serde::Serialize;
 
 use super::ProxyBody;
+use super::body::RelayError;
 use super::headers::X_REQUEST_ID;
+use crate::upstream::DeniedAddress;
 
 /// Marks a response as made by the gateway, not relayed from an upstream.
 pub const GATEWAY_ERROR_HEADER: &str = "x-gatehouse-error";
@@ -21,8 +23,6 @@ pub enum ProxyError {
     DotSegment,
     #[error("the upstream path is not a valid URI path")]
     InvalidPath,
-    #[error("the request has conflicting framing headers")]
-    AmbiguousFraming,
     #[error("a valid API key is required (Authorization: Bearer <key>)")]
     Unauthorized,
     #[error("this API key may not call this endpoint")]
@@ -31,8 +31,18 @@ pub enum ProxyError {
     UnknownRoute,
     #[error("the gateway has not loaded its configuration yet")]
     NotReady,
+    #[error("the gateway is at its limit of requests in flight")]
+    Overloaded,
+    #[error("the request body stalled")]
+    CallerIdle,
+    #[error("the request body ended abruptly")]
+    CallerAborted,
     #[error("the upstream could not be reached")]
     UpstreamUnreachable,
+    #[error("the upstream's TLS certificate or handshake was refused")]
+    UpstreamTls,
+    #[error("the upstream's address is in a range the gateway may not reach")]
+    UpstreamDenied,
     #[error("the upstream did not answer in time")]
     UpstreamTimeout,
 }
@@ -57,14 +67,51 @@ impl ProxyError {
             ProxyError::NotProxyPath => (StatusCode::NOT_FOUND, "not_found"),
             ProxyError::DotSegment => (StatusCode::BAD_REQUEST, "bad_path"),
             ProxyError::InvalidPath => (StatusCode::BAD_REQUEST, "bad_path"),
-            ProxyError::AmbiguousFraming => (StatusCode::BAD_REQUEST, "bad_request"),
             ProxyError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ProxyError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             ProxyError::UnknownRoute => (StatusCode::NOT_FOUND, "not_found"),
             ProxyError::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            ProxyError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            ProxyError::CallerIdle => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            ProxyError::CallerAborted => (StatusCode::BAD_REQUEST, "bad_request"),
             ProxyError::UpstreamUnreachable => (StatusCode::BAD_GATEWAY, "upstream_unreachable"),
+            ProxyError::UpstreamTls => (StatusCode::BAD_GATEWAY, "upstream_tls"),
+            ProxyError::UpstreamDenied => (StatusCode::BAD_GATEWAY, "upstream_denied"),
             ProxyError::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
         }
+    }
+
+    /// What a failed upstream exchange means, from the error's cause chain: the caller's body
+    /// failing (our [`RelayError`]), a denied address, a timeout, a TLS refusal, or else an
+    /// unreachable upstream.
+    pub fn from_upstream(error: &(dyn std::error::Error + 'static)) -> ProxyError {
+        let mut cause = Some(error);
+        while let Some(e) = cause {
+            if let Some(relay) = e.downcast_ref::<RelayError>() {
+                return match relay {
+                    RelayError::Idle(_) => ProxyError::CallerIdle,
+                    RelayError::Broken(_) => ProxyError::CallerAborted,
+                };
+            }
+            if e.is::<DeniedAddress>() {
+                return ProxyError::UpstreamDenied;
+            }
+            // hyper-rustls reports a refused handshake as rustls's error inside io::Errors.
+            if e.is::<rustls::Error>() {
+                return ProxyError::UpstreamTls;
+            }
+            cause = match e.downcast_ref::<std::io::Error>() {
+                Some(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                    return ProxyError::UpstreamTimeout;
+                }
+                // `io::Error::source` skips the error it wraps; step into it instead.
+                Some(io) => io
+                    .get_ref()
+                    .map(|inner| inner as &(dyn std::error::Error + 'static)),
+                None => e.source(),
+            };
+        }
+        ProxyError::UpstreamUnreachable
     }
 
     /// The gateway's JSON error, tagged with [`GATEWAY_ERROR_HEADER`] and the request id.
@@ -89,10 +136,6 @@ impl ProxyError {
                 http::header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer"),
             );
-        }
-        // After ambiguous framing the rest of the stream can't be trusted (RELIABILITY S2).
-        if matches!(self, ProxyError::AmbiguousFraming) {
-            headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

@@ -1,5 +1,7 @@
 //! Header rewriting in both directions: hop-by-hop stripping (RELIABILITY S1), caller credentials
-//! out and upstream credentials set (S4), forwarding and trace context added (SPEC §2).
+//! out and upstream credentials set (S4), forwarding and trace context added (SPEC §2). Kept
+//! headers keep their order and repetitions: the maps are rebuilt in order, never edited with
+//! `HeaderMap::remove`, which reorders by swapping the last entry into the hole.
 
 use std::net::IpAddr;
 
@@ -8,15 +10,16 @@ use http::header::{self, HeaderName, HeaderValue};
 
 use crate::routing::Route;
 
-/// Hop-by-hop headers; `shared::headers::is_hop_by_hop` holds the same list (a test checks).
-const HOP_BY_HOP: [HeaderName; 9] = [
+/// Hop-by-hop headers; `shared::headers::is_hop_by_hop` holds them too (a test checks).
+/// `Trailer` is not here: RFC 9110 §6.6.2 makes it end-to-end, and hyper only sends the
+/// trailer fields a `Trailer` header announces, so stripping it would drop every trailer.
+const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
     header::PROXY_AUTHENTICATE,
     header::PROXY_AUTHORIZATION,
     header::TE,
-    header::TRAILER,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
 ];
@@ -27,9 +30,21 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+const UPGRADE_TOKEN: HeaderValue = HeaderValue::from_static("upgrade");
 
-/// Removes `Connection`, every header it names, and the fixed hop-by-hop list.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+/// Whether any `name` header lists `token` (comma-separated, case-insensitive).
+pub fn lists_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Moves the headers `keep` accepts, minus hop-by-hop ones and those `Connection` names, into a
+/// new map in their original order, with room for `extra` more.
+fn end_to_end(headers: HeaderMap, extra: usize, keep: impl Fn(&HeaderName) -> bool) -> HeaderMap {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -37,56 +52,104 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
-        headers.remove(name);
+    let mut out = HeaderMap::with_capacity(headers.len() + extra);
+    let mut current: Option<HeaderName> = None;
+    // `into_iter` names only the first value of each header; later values follow with `None`.
+    for (name, value) in headers {
+        if let Some(name) = name {
+            let kept = !HOP_BY_HOP.contains(&name) && !named.contains(&name) && keep(&name);
+            current = kept.then_some(name);
+        }
+        if let Some(name) = &current {
+            out.append(name, value);
+        }
     }
+    out
 }
 
-/// Turns the caller's headers into the upstream request's, in place.
-pub fn to_upstream(headers: &mut HeaderMap, route: &Route, peer: IpAddr, request_id: &HeaderValue) {
-    strip_hop_by_hop(headers);
-    // The gateway credential never travels upstream; Host comes from the base URL.
-    headers.remove(header::AUTHORIZATION);
-    let caller_host = headers.remove(header::HOST);
+/// The upstream request's headers made from the caller's. `upgrade` is the caller's `Upgrade`
+/// value when the request is a protocol upgrade to pass through.
+pub fn to_upstream(
+    caller: HeaderMap,
+    route: &Route,
+    peer: IpAddr,
+    request_id: &HeaderValue,
+    upgrade: Option<HeaderValue>,
+) -> HeaderMap {
+    let mut forwarded_for = String::new();
+    for earlier in caller.get_all(&X_FORWARDED_FOR) {
+        if let Ok(earlier) = earlier.to_str() {
+            forwarded_for.push_str(earlier);
+            forwarded_for.push_str(", ");
+        }
+    }
+    forwarded_for.push_str(&peer.to_string());
+    let caller_host = caller.get(header::HOST).cloned();
+    let traceparent = continue_trace(caller.get(&TRACEPARENT));
+    // The gateway relays trailers, so it may ask for them on its own hop.
+    let wants_trailers = lists_token(&caller, &header::TE, "trailers");
 
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(earlier) => format!("{earlier}, {peer}"),
-        None => peer.to_string(),
-    };
+    let mut headers = end_to_end(caller, 8 + route.inject.len(), |name| {
+        // The gateway credential never travels upstream (S4); Host comes from the base URL;
+        // the forwarding headers and configured headers are set below, not appended to.
+        !(name == header::AUTHORIZATION
+            || name == header::HOST
+            || name == X_FORWARDED_FOR
+            || name == X_FORWARDED_PROTO
+            || name == X_FORWARDED_HOST
+            || name == TRACEPARENT
+            || name == X_REQUEST_ID
+            || route.inject.iter().any(|(n, _)| n == name))
+    });
     if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
         headers.insert(X_FORWARDED_FOR, value);
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    match caller_host {
-        Some(host) => headers.insert(X_FORWARDED_HOST, host),
-        None => headers.remove(X_FORWARDED_HOST),
-    };
-    let traceparent = continue_trace(headers.get(&TRACEPARENT));
+    if let Some(host) = caller_host {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
     headers.insert(TRACEPARENT, traceparent);
     headers.insert(X_REQUEST_ID, request_id.clone());
-
-    // Configured headers replace any caller value of the same name, never append (S4).
+    if wants_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+    if let Some(protocol) = upgrade {
+        headers.insert(header::CONNECTION, UPGRADE_TOKEN);
+        headers.insert(header::UPGRADE, protocol);
+    }
+    // Configured headers, credentials last, are set exactly once (S4).
     for (name, value) in route.inject.iter() {
         headers.insert(name.clone(), value.clone());
     }
+    headers
 }
 
-/// Turns the upstream's response headers into the caller's, in place.
-pub fn to_caller(headers: &mut HeaderMap, request_id: &HeaderValue) {
-    strip_hop_by_hop(headers);
-    headers.insert(X_REQUEST_ID, request_id.clone());
-    let is_event_stream = headers
+/// The caller's response headers made from the upstream's. `upgrade` is the upstream's
+/// `Upgrade` value on a `101 Switching Protocols` that the gateway tunnels.
+pub fn to_caller(
+    upstream: HeaderMap,
+    request_id: &HeaderValue,
+    upgrade: Option<HeaderValue>,
+) -> HeaderMap {
+    let is_event_stream = upstream
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| {
             ct.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("text/event-stream")
+                .get(..17)
+                .is_some_and(|t| t.eq_ignore_ascii_case("text/event-stream"))
         });
+    let mut headers = end_to_end(upstream, 4, |name| name != X_REQUEST_ID);
+    headers.insert(X_REQUEST_ID, request_id.clone());
     if is_event_stream {
         // So that an nginx in front does not hold events back.
         headers.insert(X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
     }
+    if let Some(protocol) = upgrade {
+        headers.insert(header::CONNECTION, UPGRADE_TOKEN);
+        headers.insert(header::UPGRADE, protocol);
+    }
+    headers
 }
 
 /// W3C trace context: keep the caller's trace id and flags with a new parent id (this hop), or
@@ -134,19 +197,34 @@ mod tests {
     }
 
     #[test]
-    fn strips_connection_named_headers() {
+    fn strips_hop_by_hop_and_keeps_order_and_repeats() {
         let mut h = HeaderMap::new();
-        h.insert(
+        h.append("x-first", HeaderValue::from_static("1"));
+        h.append(
             header::CONNECTION,
             HeaderValue::from_static("keep-alive, X-Secret-Hop"),
         );
-        h.insert("x-secret-hop", HeaderValue::from_static("1"));
-        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert(header::TE, HeaderValue::from_static("trailers"));
-        h.insert("x-kept", HeaderValue::from_static("1"));
-        strip_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 1);
-        assert!(h.contains_key("x-kept"));
+        h.append("x-secret-hop", HeaderValue::from_static("1"));
+        h.append("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.append(header::TE, HeaderValue::from_static("trailers"));
+        h.append("x-repeat", HeaderValue::from_static("a"));
+        h.append("x-repeat", HeaderValue::from_static("b"));
+        h.append(header::TRAILER, HeaderValue::from_static("x-checksum"));
+        h.append("x-last", HeaderValue::from_static("1"));
+        let out = end_to_end(h, 0, |n| n != "x-last");
+        let seen: Vec<(&str, &str)> = out
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("x-first", "1"),
+                ("x-repeat", "a"),
+                ("x-repeat", "b"),
+                ("trailer", "x-checksum")
+            ]
+        );
     }
 
     #[test]

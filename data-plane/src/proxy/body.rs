@@ -1,0 +1,88 @@
+//! The streamed body in both directions: frames are passed on one by one as they arrive (no
+//! buffering, so back-pressure reaches the sender), with an idle timeout between frames
+//! (RELIABILITY S11) and, on responses, the in-flight permit that lives as long as the stream.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{Instant, Sleep};
+
+/// Why a relayed body stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("no body data for {0:?}")]
+    Idle(Duration),
+    #[error("the body stream broke: {0}")]
+    Broken(#[from] hyper::Error),
+}
+
+/// An [`Incoming`] body relayed frame by frame.
+pub struct Relay {
+    inner: Incoming,
+    idle: Duration,
+    /// Created at the first wait, so bodies that never wait (most GETs) allocate nothing.
+    timer: Option<Pin<Box<Sleep>>>,
+    /// Whether the timer runs for the current wait; the clock starts when we start waiting,
+    /// not when the last frame left, so a slow reader on the other side never trips it.
+    waiting: bool,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Relay {
+    pub fn new(inner: Incoming, idle: Duration, permit: Option<OwnedSemaphorePermit>) -> Relay {
+        Relay {
+            inner,
+            idle,
+            timer: None,
+            waiting: false,
+            _permit: permit,
+        }
+    }
+}
+
+impl Body for Relay {
+    type Data = Bytes;
+    type Error = RelayError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, RelayError>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.waiting = false;
+                Poll::Ready(frame.map(|f| f.map_err(RelayError::Broken)))
+            }
+            Poll::Pending => {
+                if !this.waiting {
+                    let deadline = Instant::now() + this.idle;
+                    match &mut this.timer {
+                        Some(timer) => timer.as_mut().reset(deadline),
+                        None => this.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                    }
+                    this.waiting = true;
+                }
+                if let Some(timer) = &mut this.timer
+                    && timer.as_mut().poll(cx).is_ready()
+                {
+                    return Poll::Ready(Some(Err(RelayError::Idle(this.idle))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,315 @@
+//! Faithful forwarding (SPEC §2): every method, header order and repeats, bodies byte-exact and
+//! still encoded, trailers both ways, and WebSocket upgrades tunnelled with credentials injected.
+
+#![allow(clippy::unwrap_used)]
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use gatehouse_tests::raw::{RawUpstream, exchange};
+use gatehouse_tests::upstream::{EchoUpstream, serve};
+use gatehouse_tests::{Gateway, UPSTREAM_KEY, http_client};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const DEADLINE: Duration = Duration::from_secs(3);
+
+#[tokio::test]
+async fn every_method_and_body_passes_byte_exact() {
+    let upstream = EchoUpstream::start().await;
+    let gw = Gateway::start(&upstream.url(), json!({}), &[]).await;
+    let client = http_client();
+    let binary: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    let mut multipart =
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.bin\"\r\n\
+        Content-Type: application/octet-stream\r\n\r\n"
+            .to_vec();
+    multipart.extend_from_slice(&binary);
+    multipart.extend_from_slice(b"\r\n--XyZ--\r\n");
+    let cases: [(&str, &str, Vec<u8>); 7] = [
+        (
+            "PATCH",
+            "application/merge-patch+json",
+            b"{\"a\":null}".to_vec(),
+        ),
+        ("PURGE", "text/plain", Vec::new()),
+        ("PROPFIND", "application/xml", b"<propfind/>".to_vec()),
+        ("OPTIONS", "text/plain", Vec::new()),
+        ("PUT", "application/octet-stream", binary.clone()),
+        (
+            "POST",
+            "multipart/form-data; boundary=XyZ",
+            multipart.clone(),
+        ),
+        ("DELETE", "text/plain", Vec::new()),
+    ];
+    for (method, content_type, body) in cases {
+        let response = client
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                gw.url("/m?x=1"),
+            )
+            .bearer_auth(&gw.key)
+            .header("content-type", content_type)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{method}");
+        let seen = upstream.last().unwrap();
+        assert_eq!(
+            (seen.method.as_str(), seen.target.as_str()),
+            (method, "/m?x=1")
+        );
+        assert_eq!(seen.body, body, "{method}");
+        assert_eq!(seen.header("content-type"), Some(content_type));
+    }
+
+    let head = client
+        .head(gw.url("/h"))
+        .bearer_auth(&gw.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert!(head.headers().contains_key("content-length"));
+    assert!(head.bytes().await.unwrap().is_empty());
+    assert_eq!(upstream.last().unwrap().method, "HEAD");
+}
+
+#[tokio::test]
+async fn encoded_bodies_pass_untouched() {
+    // Not valid gzip on purpose: the gateway must neither decode nor check it.
+    const GZIPPED: &[u8] = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03opaque\xff\x00";
+    let app = axum::Router::new().fallback(|| async {
+        (
+            [
+                ("content-encoding", "gzip"),
+                ("content-type", "application/json"),
+            ],
+            GZIPPED,
+        )
+    });
+    let gw = Gateway::start(&serve(app).await, json!({}), &[]).await;
+    let response = http_client()
+        .get(gw.url("/z"))
+        .bearer_auth(&gw.key)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    assert_eq!(&response.bytes().await.unwrap()[..], GZIPPED);
+
+    let echo = EchoUpstream::start().await;
+    let gw = Gateway::start(&echo.url(), json!({}), &[]).await;
+    http_client()
+        .post(gw.url("/z"))
+        .bearer_auth(&gw.key)
+        .header("content-encoding", "gzip")
+        .body(GZIPPED)
+        .send()
+        .await
+        .unwrap();
+    let seen = echo.last().unwrap();
+    assert_eq!(seen.header("content-encoding"), Some("gzip"));
+    assert_eq!(seen.body, GZIPPED);
+}
+
+/// Positions of `names` in `headers`, to compare orders.
+fn order(headers: &[(String, String)], names: &[&str]) -> Vec<usize> {
+    names
+        .iter()
+        .map(|n| headers.iter().position(|(h, _)| h == n).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn header_order_and_repeats_are_kept_both_ways() {
+    let upstream = EchoUpstream::start().await;
+    let gw = Gateway::start(&upstream.url(), json!({}), &[]).await;
+    let request = format!(
+        "GET /proxy-api/acme/svc/o HTTP/1.1\r\nAuthorization: Bearer {}\r\nX-Zeta: 1\r\n\
+         Keep-Alive: 5\r\nX-Multi: a\r\nHost: gw\r\nX-Multi: b\r\nX-Alpha: 1\r\n\
+         Connection: close, x-gone\r\nX-Gone: 1\r\nAccept: */*\r\nX-Mid: 1\r\n\r\n",
+        gw.key
+    );
+    assert_eq!(
+        exchange(gw.dp.addr, request.as_bytes(), DEADLINE)
+            .await
+            .status(),
+        200
+    );
+    let seen = upstream.last().unwrap();
+    let positions = order(
+        &seen.headers,
+        &["x-zeta", "x-multi", "x-alpha", "accept", "x-mid"],
+    );
+    assert!(positions.is_sorted(), "{:?}", seen.headers);
+    assert_eq!(seen.header_values("x-multi"), ["a", "b"]);
+    assert_eq!(seen.header("x-gone"), None);
+
+    let raw = RawUpstream::start(
+        b"HTTP/1.1 200 OK\r\nX-Zeta: 1\r\nConnection: close\r\nSet-Cookie: a=1\r\n\
+          X-Alpha: 1\r\nSet-Cookie: b=2\r\nContent-Length: 2\r\n\r\nok",
+    )
+    .await;
+    let gw = Gateway::start(&raw.url(), json!({}), &[]).await;
+    let request = format!(
+        "GET /proxy-api/acme/svc/o HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\
+         Authorization: Bearer {}\r\n\r\n",
+        gw.key
+    );
+    let reply = exchange(gw.dp.addr, request.as_bytes(), DEADLINE).await;
+    let head = reply.text.to_ascii_lowercase();
+    let at = |needle: &str| head.find(needle).unwrap();
+    assert!(
+        at("x-zeta") < at("set-cookie: a=1")
+            && at("set-cookie: a=1") < at("set-cookie: b=2")
+            && at("set-cookie: b=2") < at("x-alpha"),
+        "{head}"
+    );
+}
+
+#[tokio::test]
+async fn trailers_are_relayed_both_ways() {
+    let app = axum::Router::new().fallback(|request: axum::extract::Request| async move {
+        let collected = request.into_body().collect().await.unwrap();
+        let got = collected
+            .trailers()
+            .and_then(|t| t.get("x-request-sum"))
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-response-sum", "42".parse().unwrap());
+        let frames = [
+            Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"body"))),
+            Ok(Frame::trailers(trailers)),
+        ];
+        axum::http::Response::builder()
+            .header("trailer", "x-response-sum")
+            .header("x-got-request-sum", got)
+            .body(Body::new(StreamBody::new(futures_util::stream::iter(
+                frames,
+            ))))
+            .unwrap()
+    });
+    let gw = Gateway::start(&serve(app).await, json!({}), &[]).await;
+
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("x-request-sum", "7".parse().unwrap());
+    let frames = [
+        Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"upload"))),
+        Ok(Frame::trailers(trailers)),
+    ];
+    let request = http::Request::post(gw.url("/t"))
+        .header("authorization", format!("Bearer {}", gw.key))
+        .header("te", "trailers")
+        .header("trailer", "x-request-sum")
+        .body(StreamBody::new(futures_util::stream::iter(frames)))
+        .unwrap();
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-got-request-sum"], "7");
+    let collected = response.into_body().collect().await.unwrap();
+    assert_eq!(collected.trailers().unwrap()["x-response-sum"], "42");
+    assert_eq!(&collected.to_bytes()[..], b"body");
+}
+
+/// An upstream that accepts one WebSocket-style upgrade, sends back the request head it saw,
+/// then echoes every byte until the tunnel closes.
+async fn upgrading_upstream() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let reply = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                     Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+                stream.write_all(reply.as_bytes()).await.unwrap();
+                let (mut reader, mut writer) = stream.split();
+                writer.write_all(&head).await.unwrap();
+                let _ = tokio::io::copy(&mut reader, &mut writer).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn websocket_upgrades_are_tunnelled_with_credentials_injected() {
+    let gw = Gateway::start(&upgrading_upstream().await, json!({}), &[]).await;
+    let upgrade = |key: &str, connection: &str| {
+        format!(
+            "GET /proxy-api/acme/svc/realtime?model=x HTTP/1.1\r\nHost: gw\r\n\
+             Authorization: Bearer {key}\r\nConnection: {connection}\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+    };
+    let mut caller = TcpStream::connect(gw.dp.addr).await.unwrap();
+    caller
+        .write_all(upgrade(&gw.key, "Upgrade").as_bytes())
+        .await
+        .unwrap();
+    // The 101, then the upstream's copy of the request head it received.
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    while received.windows(4).filter(|w| *w == b"\r\n\r\n").count() < 2 {
+        let n = tokio::time::timeout(DEADLINE, caller.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&received));
+        received.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&received).to_ascii_lowercase();
+    let (response, upstream_saw) = text.split_once("\r\n\r\n").unwrap();
+    assert!(response.starts_with("http/1.1 101"), "{response}");
+    assert!(response.contains("upgrade: websocket") && response.contains("sec-websocket-accept"));
+    assert!(
+        upstream_saw.starts_with("get /realtime?model=x http/1.1"),
+        "{upstream_saw}"
+    );
+    assert_eq!(
+        upstream_saw
+            .matches(&format!("x-upstream-key: {UPSTREAM_KEY}"))
+            .count(),
+        1
+    );
+    assert!(!upstream_saw.contains("authorization"));
+    assert!(
+        upstream_saw.contains("connection: upgrade") && upstream_saw.contains("upgrade: websocket")
+    );
+    assert!(upstream_saw.contains("sec-websocket-key: dghlihnhbxbszsbub25jzq=="));
+
+    // Bytes flow both ways through the tunnel.
+    let frame = b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58";
+    caller.write_all(frame).await.unwrap();
+    let mut echoed = vec![0u8; frame.len()];
+    tokio::time::timeout(DEADLINE, caller.read_exact(&mut echoed))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echoed, frame);
+
+    // The same access checks as any request: no key, no tunnel.
+    let refused = upgrade("gh_not-a-key", "Upgrade, close");
+    let reply = exchange(gw.dp.addr, refused.as_bytes(), DEADLINE).await;
+    assert_eq!(reply.status(), 401, "{}", reply.text);
+}

@@ -1,0 +1,105 @@
+//! Upstream TLS per integration (SPEC §2): verification on by default, `ca_certs` and
+//! `reject_unauthorized: false` for that integration only, HTTP/2 by ALPN, pooled connections.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use gatehouse_tests::tls::TlsUpstream;
+use gatehouse_tests::{Gateway, http_client, wait_until};
+use serde_json::json;
+
+/// Status, gateway error marker and upstream version of a GET through the gateway.
+async fn call(gw: &Gateway, endpoint: &str) -> (u16, String, String) {
+    let response = http_client()
+        .get(format!("{}/proxy-api/acme/{endpoint}/x", gw.dp.url))
+        .bearer_auth(&gw.key)
+        .send()
+        .await
+        .unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let (marker, version) = (header("x-gatehouse-error"), header("x-upstream-version"));
+    (response.status().as_u16(), marker, version)
+}
+
+#[tokio::test]
+async fn verification_is_on_by_default_and_settings_apply_to_their_integration_only() {
+    let upstream = TlsUpstream::start(&[b"h2", b"http/1.1"]).await;
+    // `svc` trusts nothing extra.
+    let gw = Gateway::start(&upstream.url(), json!({}), &[]).await;
+    let api = gw.cp.admin();
+    for body in [
+        json!({"name": "with-ca", "base_url": upstream.url(), "tls": {"ca_certs": upstream.ca_pem}}),
+        json!({"name": "unverified", "base_url": upstream.url(),
+               "tls": {"reject_unauthorized": false}}),
+    ] {
+        let r = api.post("/provider-accounts/acme/integrations", body).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    wait_until(
+        Duration::from_secs(3),
+        "new integrations served",
+        || async { call(&gw, "unverified").await.0 != 404 },
+    )
+    .await;
+
+    assert_eq!(
+        call(&gw, "svc").await,
+        (502, "upstream_tls".into(), String::new())
+    );
+    assert_eq!(
+        call(&gw, "with-ca").await,
+        (200, String::new(), "HTTP/2.0".into())
+    );
+    assert_eq!(
+        call(&gw, "unverified").await,
+        (200, String::new(), "HTTP/2.0".into())
+    );
+    // Still refused: the other integrations' settings did not leak into this one.
+    assert_eq!(call(&gw, "svc").await.0, 502);
+
+    // Keep-alive: more requests reuse the pooled connections (one per TLS profile here, plus
+    // the refused handshakes of `svc`).
+    let before = upstream.connections();
+    for _ in 0..5 {
+        assert_eq!(call(&gw, "with-ca").await.0, 200);
+    }
+    assert_eq!(upstream.connections(), before);
+}
+
+#[tokio::test]
+async fn http1_only_tls_upstreams_and_bad_pem_refused() {
+    let upstream = TlsUpstream::start(&[b"http/1.1"]).await;
+    let gw = Gateway::start(
+        &upstream.url(),
+        json!({"tls": {"ca_certs": upstream.ca_pem}}),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        call(&gw, "svc").await,
+        (200, String::new(), "HTTP/1.1".into())
+    );
+
+    let api = gw.cp.admin();
+    for pem in [
+        "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        "",
+    ] {
+        let r = api
+            .post(
+                "/provider-accounts/acme/integrations",
+                json!({"name": "bad", "base_url": upstream.url(), "tls": {"ca_certs": pem}}),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{pem:?}: {}", r.text);
+        assert_eq!(r.json["field"], "tls.ca_certs");
+    }
+}
