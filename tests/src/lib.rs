@@ -281,6 +281,38 @@ impl Api {
         }
     }
 
+    /// Every item of a paged list, following `X-Next-Page-Token` with pages of `page_size`;
+    /// also returns how many pages it took.
+    pub async fn all_pages(&self, path: &str, page_size: u32) -> (Vec<Value>, usize) {
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        for pages in 1.. {
+            let mut url = format!("{}{path}?page_size={page_size}", self.base);
+            if let Some(token) = &token {
+                url.push_str(&format!("&page_token={token}"));
+            }
+            let response = self
+                .http
+                .get(url)
+                .bearer_auth(&self.key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            token = response
+                .headers()
+                .get("x-next-page-token")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let page: Vec<Value> = response.json().await.unwrap();
+            assert!(page.len() <= page_size as usize);
+            items.extend(page);
+            if token.is_none() {
+                return (items, pages);
+            }
+        }
+        unreachable!("the loop returns when no page follows")
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         self.call(reqwest::Method::GET, path, None).await
     }

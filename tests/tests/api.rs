@@ -414,26 +414,8 @@ async fn subjects_and_keys_have_etags_and_pages() {
         api.post("/api-keys", json!({"name": format!("more-{i}")}))
             .await;
     }
-    let mut count = 0;
-    let mut url = format!("{}/api/v1/api-keys?page_size=2", cp.url);
-    loop {
-        let response = http
-            .get(&url)
-            .bearer_auth(&cp.admin_key)
-            .send()
-            .await
-            .unwrap();
-        let next = response
-            .headers()
-            .get("x-next-page-token")
-            .map(|v| v.to_str().unwrap().to_owned());
-        count += response
-            .json::<Vec<serde_json::Value>>()
-            .await
-            .unwrap()
-            .len();
-        let Some(token) = next else { break };
-        url = format!("{}/api/v1/api-keys?page_size=2&page_token={token}", cp.url);
-    }
+    let (keys, pages) = api.all_pages("/api-keys", 2).await;
+    let count = keys.len();
+    assert_eq!(pages, 3);
     assert_eq!(count, 6, "the admin's test key, k and four more");
 }

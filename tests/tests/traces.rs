@@ -113,25 +113,12 @@ async fn written_records_are_found_filtered_paged_and_only_by_those_who_may() {
     assert_eq!(api.get("/traces?status=9xx").await.status, 422);
 
     // Pages of two, newest first, no repeats.
-    let http = gatehouse_tests::http_client();
-    let mut url = format!("{}/api/v1/traces?page_size=2", cp.url);
-    let mut seen = Vec::new();
-    loop {
-        let response = http
-            .get(&url)
-            .bearer_auth(&cp.admin_key)
-            .send()
-            .await
-            .unwrap();
-        let next = response
-            .headers()
-            .get("x-next-page-token")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let page: Vec<RequestRecord> = response.json().await.unwrap();
-        seen.extend(page.into_iter().map(|r| r.started_at));
-        let Some(token) = next else { break };
-        url = format!("{}/api/v1/traces?page_size=2&page_token={token}", cp.url);
-    }
+    let (pages, _) = api.all_pages("/traces", 2).await;
+    let seen: Vec<RequestRecord> = pages
+        .into_iter()
+        .map(|r| serde_json::from_value(r).unwrap())
+        .collect();
+    let seen: Vec<_> = seen.iter().map(|r| r.started_at).collect();
     assert_eq!(seen.len(), 6);
     assert!(seen.windows(2).all(|w| w[0] >= w[1]));
 

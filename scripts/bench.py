@@ -1,0 +1,332 @@
+#!/usr/bin/env python3
+"""Side-by-side proxy benchmark: the upstream directly, nginx as a reverse proxy doing the same
+path rewrite and header injection (1 worker and `auto`), and a Gatehouse data plane with a real
+API key, access check and request logging on.
+
+Run through `./scripts/bench` (which builds the release binaries and provides PostgreSQL).
+Targets are interleaved per round (A B C D, A B C D, ...) so drift on a shared machine hits all
+of them alike; ratios are computed within each round, then the median is reported.
+
+Everything listens on 127.0.0.1, every load run is bounded by --duration, and every process this
+script starts is stopped by its PID when it ends.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PORTS = {"upstream": 18181, "nginx-1": 18182, "nginx-auto": 18183, "control": 18184, "gatehouse": 18185}
+SECRET = "bench-upstream-secret"
+
+# name -> (method, upstream path, connections, content for POST)
+SCENARIOS = {
+    "get-1k-c32": ("GET", "/1k", 32),
+    "get-1k-c256": ("GET", "/1k", 256),
+    "post-1k-c32": ("POST", "/post", 32),
+    "get-1m-c32": ("GET", "/1m", 32),
+    "sse-100-c32": ("GET", "/sse", 32),
+}
+
+WRK_SCRIPT = """
+local method, body, key = os.getenv("BENCH_METHOD"), os.getenv("BENCH_BODY"), os.getenv("BENCH_KEY")
+wrk.method = method
+if method == "POST" then
+  wrk.body = string.rep("x", 1024)
+  wrk.headers["Content-Type"] = "application/octet-stream"
+end
+if key ~= nil and key ~= "" then wrk.headers["Authorization"] = "Bearer " .. key end
+done = function(summary, latency, requests)
+  io.write(string.format("BENCH %d %d %d %d %d %d %d\\n", summary.requests, summary.duration,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status, latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
+end
+"""
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+class Processes:
+    """Every process started, stopped by PID at exit."""
+
+    def __init__(self):
+        self.started = []
+
+    def start(self, name, argv, env=None, cpus=None, log_path=None):
+        if cpus is not None:
+            argv = ["taskset", "-c", cpus] + argv
+        out = open(log_path, "wb") if log_path else subprocess.DEVNULL
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.started.append((name, proc))
+        return proc
+
+    def stop_all(self):
+        for name, proc in reversed(self.started):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.time() + 10
+        for name, proc in reversed(self.started):
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def wait_http(url, deadline=30, headers=None):
+    end = time.time() + deadline
+    while time.time() < end:
+        try:
+            req = urllib.request.Request(url, headers=headers or {})
+            with urllib.request.urlopen(req, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"bench: {url} did not answer 200 within {deadline}s")
+
+
+def api(method, path, key, body=None):
+    url = f"http://127.0.0.1:{PORTS['control']}/api/v1{path}"
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read() or b"null")
+
+
+def nginx_conf(workdir, name, port, workers, upstream_only=False):
+    """nginx as the upstream (fixed bodies) or as the reverse proxy under test."""
+    prefix = os.path.join(workdir, name)
+    os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
+    if upstream_only:
+        http_body = f"""
+        server {{
+            listen 127.0.0.1:{port} reuseport backlog=4096;
+            keepalive_requests 1000000;
+            root {workdir}/www;
+            location = /sse {{ default_type text/event-stream; }}
+            # POST to a static file is a 405 in nginx; answer it with the file instead.
+            location = /post {{ error_page 405 =200 /1k; }}
+        }}"""
+    else:
+        http_body = f"""
+        upstream up {{ server 127.0.0.1:{PORTS['upstream']}; keepalive 512; }}
+        server {{
+            listen 127.0.0.1:{port} reuseport backlog=4096;
+            keepalive_requests 1000000;
+            location /proxy-api/bench/up/ {{
+                proxy_pass http://up/;
+                proxy_http_version 1.1;
+                proxy_set_header Connection "";
+                proxy_set_header Authorization "";
+                proxy_set_header X-Upstream-Key "{SECRET}";
+                proxy_buffering off;
+                proxy_request_buffering off;
+            }}
+        }}"""
+    conf = f"""
+    worker_processes {workers};
+    pid {prefix}/nginx.pid;
+    error_log {prefix}/logs/error.log warn;
+    daemon off;
+    events {{ worker_connections 4096; }}
+    http {{
+        access_log off;
+        client_body_temp_path {prefix}/body;
+        proxy_temp_path {prefix}/proxy;
+        fastcgi_temp_path {prefix}/fastcgi;
+        uwsgi_temp_path {prefix}/uwsgi;
+        scgi_temp_path {prefix}/scgi;
+        {http_body}
+    }}
+    """
+    path = os.path.join(prefix, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    return path
+
+
+def process_tree(pid):
+    """`pid` and its children (nginx workers)."""
+    pids = [pid]
+    try:
+        children = open(f"/proc/{pid}/task/{pid}/children").read().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    return pids
+
+
+def cpu_ticks(pids):
+    total = 0
+    for pid in pids:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+        except OSError:
+            pass
+    return total
+
+
+def peak_rss_kib(pids):
+    total = 0
+    for pid in pids:
+        try:
+            m = re.search(r"VmHWM:\s+(\d+) kB", open(f"/proc/{pid}/status").read())
+            total += int(m.group(1)) if m else 0
+        except OSError:
+            pass
+    return total
+
+
+def run_wrk(url, method, connections, duration, key, lua, cpus):
+    env = dict(os.environ, BENCH_METHOD=method, BENCH_KEY=key or "")
+    threads = min(connections, 2)
+    argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--timeout", "10s", "-s", lua, url]
+    if cpus is not None:
+        argv = ["taskset", "-c", cpus] + argv
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=duration + 60).stdout
+    m = re.search(r"^BENCH (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)$", out, re.M)
+    if not m:
+        raise SystemExit(f"bench: unexpected wrk output:\n{out}")
+    requests, duration_us, errors, non2xx, p50, p99, p999 = map(int, m.groups())
+    return {"requests": requests, "rps": requests / (duration_us / 1e6), "errors": errors, "non2xx": non2xx,
+            "p50_ms": p50 / 1000, "p99_ms": p99 / 1000, "p999_ms": p999 / 1000}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=5, help="seconds per load run")
+    parser.add_argument("--pinned", action="store_true", help="load generator on CPU 0, servers on CPU 1")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated subset")
+    parser.add_argument("--bin-dir", default=os.path.join(ROOT, "target", "release"))
+    parser.add_argument("--out", help="also write the markdown table to this file")
+    args = parser.parse_args()
+    database_url = os.environ["DATABASE_URL"]
+    for tool in ["nginx", "wrk", "taskset"]:
+        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
+            raise SystemExit(f"bench: {tool} is required (./scripts/bench installs nginx and wrk)")
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    server_cpus, load_cpus = ("1", "0") if args.pinned else (None, None)
+
+    workdir = tempfile.mkdtemp(prefix="gatehouse-bench-")
+    os.makedirs(os.path.join(workdir, "www"))
+    with open(os.path.join(workdir, "www", "1k"), "wb") as f:
+        f.write(b"x" * 1024)
+    with open(os.path.join(workdir, "www", "1m"), "wb") as f:
+        f.write(os.urandom(1024 * 1024))
+    with open(os.path.join(workdir, "www", "sse"), "w") as f:
+        f.write("".join(f"id: {i}\ndata: {{\"n\": {i}, \"text\": \"event number {i}\"}}\n\n" for i in range(100)))
+    lua = os.path.join(workdir, "bench.lua")
+    with open(lua, "w") as f:
+        f.write(WRK_SCRIPT)
+
+    procs = Processes()
+    try:
+        procs.start("upstream", [nginx, "-c", nginx_conf(workdir, "upstream", PORTS["upstream"], 1, True)],
+                    cpus=server_cpus)
+        nginx1 = procs.start("nginx-1", [nginx, "-c", nginx_conf(workdir, "nginx-1", PORTS["nginx-1"], 1)],
+                             cpus=server_cpus)
+        nginxa = procs.start("nginx-auto", [nginx, "-c", nginx_conf(workdir, "nginx-auto", PORTS["nginx-auto"], "auto")],
+                             cpus=server_cpus)
+        keys = "bench:" + "ab" * 32
+        env = dict(os.environ, DATABASE_URL=database_url, GATEHOUSE_ENCRYPTION_KEYS=keys, RUST_LOG="warn")
+        procs.start("control-plane", [os.path.join(args.bin_dir, "control-plane"), "--listen",
+                                      f"127.0.0.1:{PORTS['control']}"], env=env,
+                    log_path=os.path.join(workdir, "control-plane.log"))
+        wait_http(f"http://127.0.0.1:{PORTS['control']}/healthz")
+        key = subprocess.run([os.path.join(args.bin_dir, "control-plane"), "create-admin", "--email",
+                              "bench@gatehouse.local"], env=env, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        try:
+            api("DELETE", "/provider-accounts/bench", key)
+        except Exception:
+            pass
+        api("POST", "/provider-accounts", key, {"name": "bench"})
+        api("POST", "/provider-accounts/bench/integrations", key, {
+            "name": "up", "base_url": f"http://127.0.0.1:{PORTS['upstream']}",
+            "header_auth": {"type": "header", "headers": {"X-Upstream-Key": SECRET}}})
+        gatehouse = procs.start("gatehouse", [os.path.join(args.bin_dir, "data-plane"), "--listen",
+                                              f"127.0.0.1:{PORTS['gatehouse']}"], env=env, cpus=server_cpus,
+                                log_path=os.path.join(workdir, "data-plane.log"))
+        for port in [PORTS["upstream"], PORTS["nginx-1"], PORTS["nginx-auto"]]:
+            prefix = "" if port == PORTS["upstream"] else "/proxy-api/bench/up"
+            wait_http(f"http://127.0.0.1:{port}{prefix}/1k")
+        wait_http(f"http://127.0.0.1:{PORTS['gatehouse']}/proxy-api/bench/up/1k",
+                  headers={"Authorization": f"Bearer {key}"})
+
+        targets = {
+            "direct": (PORTS["upstream"], "", None, None),
+            "nginx-1": (PORTS["nginx-1"], "/proxy-api/bench/up", None, nginx1.pid),
+            "nginx-auto": (PORTS["nginx-auto"], "/proxy-api/bench/up", None, nginxa.pid),
+            "gatehouse": (PORTS["gatehouse"], "/proxy-api/bench/up", key, gatehouse.pid),
+        }
+        results = {}  # (scenario, target) -> list of per-round dicts
+        for round_no in range(args.rounds):
+            for scenario in args.scenarios.split(","):
+                method, path, connections = SCENARIOS[scenario]
+                for target, (port, prefix, target_key, pid) in targets.items():
+                    pids = process_tree(pid) if pid else []
+                    before = cpu_ticks(pids)
+                    r = run_wrk(f"http://127.0.0.1:{port}{prefix}{path}", method, connections, args.duration,
+                                target_key, lua, load_cpus)
+                    ticks = cpu_ticks(pids) - before
+                    r["cpu_us_per_req"] = (ticks / CLK_TCK * 1e6 / r["requests"]) if pids and r["requests"] else None
+                    r["peak_rss_mib"] = peak_rss_kib(pids) / 1024 if pids else None
+                    results.setdefault((scenario, target), []).append(r)
+                    log(f"round {round_no + 1} {scenario:12} {target:10} {r['rps']:10.0f} req/s "
+                        f"p99 {r['p99_ms']:.2f} ms errors {r['errors'] + r['non2xx']}")
+        table = report(results, args)
+        print(table)
+        if args.out:
+            with open(args.out, "w") as f:
+                f.write(table)
+    finally:
+        procs.stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def report(results, args):
+    med = statistics.median
+    lines = [f"Rounds: {args.rounds} × {args.duration} s per target and scenario, "
+             f"{'pinned (wrk on CPU 0, servers on CPU 1)' if args.pinned else 'unpinned'}; medians across rounds; "
+             "ratios computed within each round.", "",
+             "| scenario | target | req/s | p50 ms | p99 ms | p99.9 ms | proxy CPU µs/req | peak RSS MiB | req/s vs nginx-1 | req/s vs direct | errors |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    scenarios = args.scenarios.split(",")
+    for scenario in scenarios:
+        for target in ["direct", "nginx-1", "nginx-auto", "gatehouse"]:
+            runs = results[(scenario, target)]
+            nginx_runs = results[(scenario, "nginx-1")]
+            direct_runs = results[(scenario, "direct")]
+            vs_nginx = med(r["rps"] / n["rps"] for r, n in zip(runs, nginx_runs))
+            vs_direct = med(r["rps"] / d["rps"] for r, d in zip(runs, direct_runs))
+            cpu = [r["cpu_us_per_req"] for r in runs if r["cpu_us_per_req"] is not None]
+            rss = [r["peak_rss_mib"] for r in runs if r["peak_rss_mib"] is not None]
+            lines.append(
+                f"| {scenario} | {target} | {med(r['rps'] for r in runs):.0f} | {med(r['p50_ms'] for r in runs):.2f} | "
+                f"{med(r['p99_ms'] for r in runs):.2f} | {med(r['p999_ms'] for r in runs):.2f} | "
+                f"{med(cpu):.1f} | {max(rss):.1f} | {vs_nginx:.2f} | {vs_direct:.2f} | "
+                f"{sum(r['errors'] + r['non2xx'] for r in runs)} |" if cpu else
+                f"| {scenario} | {target} | {med(r['rps'] for r in runs):.0f} | {med(r['p50_ms'] for r in runs):.2f} | "
+                f"{med(r['p99_ms'] for r in runs):.2f} | {med(r['p999_ms'] for r in runs):.2f} | – | – | "
+                f"{vs_nginx:.2f} | {vs_direct:.2f} | {sum(r['errors'] + r['non2xx'] for r in runs)} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
