@@ -10,13 +10,14 @@ use axum::http::StatusCode;
 use axum::routing::get;
 
 use crate::AppState;
-use crate::{integrations, provider_accounts};
+use crate::{data_planes, integrations, provider_accounts};
 
 /// The whole control-plane API.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(provider_accounts::routes())
         .merge(integrations::routes())
+        .merge(data_planes::routes())
         .fallback(|| async { error::ApiError::NotFound("resource") });
     Router::new()
         .nest("/api/v1", api)

@@ -7,11 +7,13 @@
 //! - [`auth`]: the caller behind an API key, and who may manage what.
 //! - [`bootstrap`]: the first admin and `create-admin`.
 //! - [`provider_accounts`], [`integrations`], [`subjects`]: the resources.
+//! - [`data_planes`]: the data planes that reported in, and their applied versions.
 //! - [`secrets`]: masking and write-only handling of header auth.
 
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
+pub mod data_planes;
 pub mod db;
 pub mod http;
 pub mod integrations;
