@@ -4,10 +4,10 @@
 //!
 //! - [`config`]: flags and environment.
 //! - [`routing`]: the immutable table built from a snapshot.
-//! - [`sync`]: LISTEN, snapshot reads, validate-then-swap.
+//! - [`sync`]: LISTEN, snapshot reads, validate-then-swap, reporting in, the snapshot file.
 //! - [`upstream`]: HTTP clients, one per TLS profile.
 //! - [`proxy`]: the request path: auth, routing, header rewriting, errors.
-//! - [`admin`]: health, readiness and sync status.
+//! - [`admin`]: health, readiness, sync status and Prometheus metrics.
 //! - [`server`]: the accept loop and graceful shutdown.
 
 pub mod admin;
@@ -23,8 +23,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
+use metrics_exporter_prometheus::PrometheusRecorder;
 use secrecy::ExposeSecret;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -38,6 +39,10 @@ pub struct Gateway {
     /// Becomes true with the first table and stays true (RELIABILITY P10).
     pub ready: watch::Sender<bool>,
     pub status: sync::SyncStatus,
+    /// This data plane's metrics, rendered at `/metrics`.
+    pub metrics: PrometheusRecorder,
+    /// How it reports in to the `data_planes` table.
+    pub identity: sync::Identity,
 }
 
 /// A running data plane: its address, and the tasks to await after signalling shutdown.
@@ -64,18 +69,25 @@ pub async fn start(
     listener: TcpListener,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<DataPlane> {
+    let options: PgConnectOptions = config
+        .database_url
+        .expose_secret()
+        .parse()
+        .context("parsing DATABASE_URL")?;
     let pool = PgPoolOptions::new()
         .max_connections(config.database_max_connections + 1)
         .acquire_timeout(config.heartbeat_timeout())
-        .connect_lazy(config.database_url.expose_secret())
-        .context("parsing DATABASE_URL")?;
+        .connect_lazy_with(options.application_name("gatehouse-data-plane"));
+    let addr = listener.local_addr()?;
+    let metrics = admin::recorder();
     let gateway = Arc::new(Gateway {
         config,
         table: ArcSwap::from_pointee(routing::RoutingTable::unloaded()),
         ready: watch::Sender::new(false),
-        status: sync::SyncStatus::default(),
+        status: sync::SyncStatus::new(&metrics),
+        metrics,
+        identity: sync::Identity::new(addr),
     });
-    let addr = listener.local_addr()?;
     tracing::info!(%addr, "data plane listening");
     let sync = tokio::spawn(sync::run(Arc::clone(&gateway), pool, shutdown.clone()));
     let server = tokio::spawn(server::serve(listener, Arc::clone(&gateway), shutdown));
