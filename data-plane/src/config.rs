@@ -37,9 +37,10 @@ pub struct Config {
     #[arg(long, env = "SYNC_HEARTBEAT_TIMEOUT_MS", default_value_t = 3_000, value_parser = clap::value_parser!(u64).range(10..))]
     pub sync_heartbeat_timeout_ms: u64,
 
-    /// Milliseconds a snapshot read may take before the reload counts as failed (a database
-    /// that stops answering mid-read must not stall the sync task).
-    #[arg(long, env = "SYNC_RELOAD_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(10..))]
+    /// Milliseconds a snapshot read may take before the reload counts as failed: a database
+    /// that stops answering mid-read must not stall the sync task and its heartbeats for long
+    /// (a 100k-integration snapshot reads in about 0.4 s: docs/propagation.md).
+    #[arg(long, env = "SYNC_RELOAD_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..))]
     pub sync_reload_timeout_ms: u64,
 
     /// Milliseconds to wait for an upstream TCP (and TLS) connection.
@@ -120,5 +121,38 @@ impl SnapshotKey {
 impl fmt::Debug for SnapshotKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SnapshotKey(********)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Result<Config, clap::Error> {
+        let mut args = vec!["data-plane", "--database-url", "postgres://h/db"];
+        args.extend_from_slice(extra);
+        Config::try_parse_from(args)
+    }
+
+    #[test]
+    fn snapshot_file_needs_a_256_bit_hex_key_that_is_never_printed() {
+        let key = "ab".repeat(32);
+        let config = parse(&["--snapshot-file", "/tmp/s", "--snapshot-key", &key]).unwrap();
+        assert_eq!(config.snapshot_key.as_ref().unwrap().0, [0xab; 32]);
+        assert!(!format!("{config:?}").contains(&key));
+        assert!(!format!("{config:?}").to_lowercase().contains("abab"));
+        assert!(parse(&["--snapshot-file", "/tmp/s"]).is_err());
+        for bad in [
+            "",
+            "ab",
+            &"ab".repeat(31),
+            &"zz".repeat(32),
+            &"ab".repeat(33),
+        ] {
+            assert!(
+                parse(&["--snapshot-file", "/tmp/s", "--snapshot-key", bad]).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 }
