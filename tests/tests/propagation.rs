@@ -163,6 +163,16 @@ async fn a_blackholed_database_is_detected_and_ridden_out() {
     let client = http_client();
     let key = cp.admin_key.clone();
     let load = ConstantLoad::start(plane.proxy("acme/svc/x"), key.clone());
+    // Cut just after a heartbeat (its report-in is visible), so detection takes close to the
+    // worst case: a poll interval plus a heartbeat timeout.
+    wait_until(Duration::from_secs(5), "first heartbeat", || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from data_planes")
+            .fetch_one(&cp.db)
+            .await
+            .unwrap()
+            == 1
+    })
+    .await;
 
     fault.set(Fault::Blackhole);
     let cut_at = Instant::now();
