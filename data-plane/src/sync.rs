@@ -119,7 +119,10 @@ impl Sync {
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = shutdown.changed() => return Ok(()),
+                _ = shutdown.changed() => {
+                    self.sign_off(&mut listener).await;
+                    return Ok(());
+                }
                 received = listener.try_recv() => match received? {
                     Some(first) => {
                         // Coalesce a burst (P12): the first notification is acted on at once,
@@ -176,6 +179,15 @@ impl Sync {
             self.gateway.status.confirmed(now_unix_ms());
         }
         Ok(())
+    }
+
+    /// A data plane stopping on purpose leaves the list at once; a crashed one drops out of
+    /// it by age. Best effort: shutdown does not wait on a slow database.
+    async fn sign_off(&self, listener: &mut PgListener) {
+        let query = sqlx::query("delete from data_planes where id = $1")
+            .bind(self.gateway.identity.id)
+            .execute(&mut *listener);
+        let _ = tokio::time::timeout(self.gateway.config.heartbeat_timeout(), query).await;
     }
 
     /// Reads a snapshot, builds a table and swaps it in; on any failure the old table stays.

@@ -125,6 +125,13 @@ async fn staleness_is_visible_in_metrics_status_and_the_data_plane_list() {
         cp.client(&user.secret).get("/data-planes").await.status,
         403
     );
+
+    // A data plane shut down on purpose leaves the list.
+    drop(plane);
+    wait_until(Duration::from_secs(5), "data plane signed off", || async {
+        api.get("/data-planes").await.json["data_planes"] == json!([])
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -315,10 +322,12 @@ async fn a_killed_listener_misses_none_of_five_commits_made_before_it_reconnects
         })
         .await;
     }
+    let routes = plane.gateway.table.load().route_count();
     println!(
-        "all 5 commits served {:?} after the listener could reconnect",
+        "all 5 commits served {:?} after the listener could reconnect; {routes} routes",
         started.elapsed()
     );
+    assert_eq!(routes, 6, "svc and svc0..svc4, nothing stale");
 }
 
 #[tokio::test]
