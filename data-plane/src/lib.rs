@@ -36,7 +36,8 @@ pub struct Gateway {
     pub config: Config,
     /// The current routing table; requests load it once each.
     pub table: ArcSwap<routing::RoutingTable>,
-    /// Becomes true with the first table and stays true (RELIABILITY P10).
+    /// Becomes true with the first table and stays true (RELIABILITY P10), unless the table
+    /// outlives `--max-config-age-seconds` (P15).
     pub ready: watch::Sender<bool>,
     pub status: sync::SyncStatus,
     /// This data plane's metrics, rendered at `/metrics`.
