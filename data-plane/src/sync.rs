@@ -175,6 +175,8 @@ impl Sync {
         if version > applied {
             tracing::info!(version, "heartbeat found a newer config version");
             self.reload().await;
+            // Connected but unable to apply (a row that fails validation): the bound holds too.
+            self.expire_if_too_old();
         } else {
             self.gateway.status.confirmed(now_unix_ms());
         }

@@ -452,6 +452,39 @@ async fn a_table_older_than_max_config_age_stops_being_served() {
     .await;
 }
 
+#[tokio::test]
+async fn max_config_age_also_bounds_a_table_that_cannot_be_rebuilt() {
+    let db = fresh_database().await;
+    let (cp, _upstream) = gateway_with_one_route(&db).await;
+    let plane = DataPlane::start_ready_with(
+        &db,
+        &[
+            "--max-config-age-seconds",
+            "1",
+            "--sync-poll-interval-ms",
+            "100",
+        ],
+    )
+    .await;
+    let client = http_client();
+    let url = plane.proxy("acme/svc/x");
+    commit_by_sql(
+        &cp.db,
+        &["insert into integrations (id, account_id, name, base_url)
+           select gen_random_uuid(), id, 'broken', 'not a url' from provider_accounts"],
+    )
+    .await;
+    wait_until(Duration::from_secs(10), "table expired", || async {
+        status_of(&client, &url, &cp.admin_key).await == 503
+    })
+    .await;
+    commit_by_sql(&cp.db, &["delete from integrations where name = 'broken'"]).await;
+    wait_until(Duration::from_secs(5), "serving again", || async {
+        status_of(&client, &url, &cp.admin_key).await == 200
+    })
+    .await;
+}
+
 /// `pg_ctl stop -m immediate` on a cluster of the test's own, under constant load.
 /// `GATEHOUSE_OUTAGE_SECONDS` sets the outage (default 5; the published figure uses 30).
 #[tokio::test]
