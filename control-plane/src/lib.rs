@@ -8,6 +8,7 @@
 //! - [`bootstrap`]: the first admin and `create-admin`.
 //! - [`provider_accounts`], [`integrations`], [`subjects`], [`api_keys`]: the resources.
 //! - [`traces`]: the request logs data planes write, and their retention.
+//! - [`data_planes`]: the data planes that reported in, and their applied versions.
 //! - [`secrets`]: masking and write-only handling of header auth.
 //! - [`reseal`]: re-sealing stored credentials under a rotated key.
 
@@ -15,6 +16,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
+pub mod data_planes;
 pub mod db;
 pub mod http;
 pub mod integrations;

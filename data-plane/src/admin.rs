@@ -1,12 +1,22 @@
-//! Liveness, readiness and sync status, served on the proxy's own port.
+//! Liveness, readiness, sync status and Prometheus metrics, served on the proxy's own port.
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::{Either, Full};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
 
 use crate::Gateway;
 use crate::proxy::ProxyBody;
+use crate::sync::status::{RELOAD_BUCKETS, RELOAD_DURATION};
+
+/// A recorder of this data plane's own; `/metrics` renders it.
+pub fn recorder() -> PrometheusRecorder {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(RELOAD_DURATION.to_owned()), RELOAD_BUCKETS)
+        .map(PrometheusBuilder::build_recorder)
+        .unwrap_or_else(|_| unreachable!("RELOAD_BUCKETS is a non-empty constant"))
+}
 
 /// The answer for an admin path, `None` for any other path.
 pub fn respond(gateway: &Gateway, path: &str) -> Option<Response<ProxyBody>> {
@@ -24,14 +34,22 @@ pub fn respond(gateway: &Gateway, path: &str) -> Option<Response<ProxyBody>> {
         }),
         "/status" => {
             let report = serde_json::to_vec(&gateway.status.report()).unwrap_or_default();
-            let mut response = Response::new(Either::Right(Full::new(Bytes::from(report))));
-            response
-                .headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            Some(response)
+            Some(body(report, "application/json"))
         }
+        "/metrics" => Some(body(
+            gateway.metrics.handle().render().into_bytes(),
+            "text/plain; version=0.0.4; charset=utf-8",
+        )),
         _ => None,
     }
+}
+
+fn body(bytes: Vec<u8>, content_type: &'static str) -> Response<ProxyBody> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(bytes))));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<ProxyBody> {

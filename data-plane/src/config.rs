@@ -1,6 +1,8 @@
 //! Command line and environment configuration of a data plane.
 
+use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -42,6 +44,12 @@ pub struct Config {
     #[arg(long, env = "SYNC_HEARTBEAT_TIMEOUT_MS", default_value_t = 3_000, value_parser = clap::value_parser!(u64).range(10..))]
     pub sync_heartbeat_timeout_ms: u64,
 
+    /// Milliseconds a snapshot read may take before the reload counts as failed: a database
+    /// that stops answering mid-read must not stall the sync task and its heartbeats for long
+    /// (a 100k-integration snapshot reads in about 0.4 s: docs/propagation.md).
+    #[arg(long, env = "SYNC_RELOAD_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..))]
+    pub sync_reload_timeout_ms: u64,
+
     /// Milliseconds to wait for an upstream TCP (and TLS) connection.
     #[arg(long, env = "UPSTREAM_CONNECT_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub upstream_connect_timeout_ms: u64,
@@ -75,6 +83,22 @@ pub struct Config {
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
     pub shutdown_grace_seconds: u64,
 
+    /// Keep an encrypted copy of the last applied snapshot in this file, and start from it when
+    /// the database is unreachable at start (RELIABILITY P14). Requires --snapshot-key.
+    #[arg(long, env = "SNAPSHOT_FILE", requires = "snapshot_key")]
+    pub snapshot_file: Option<PathBuf>,
+
+    /// AES-256-GCM key of the snapshot file: 64 hex digits. The snapshot holds upstream
+    /// credentials, so it is never written in clear.
+    #[arg(long, env = "SNAPSHOT_KEY", hide_env_values = true, value_parser = SnapshotKey::parse)]
+    pub snapshot_key: Option<SnapshotKey>,
+
+    /// Stop serving a table not confirmed current for this many seconds (RELIABILITY P15): the
+    /// bound on how long a key revoked during a database outage keeps working here. Unset: serve
+    /// the last good table for as long as the outage lasts.
+    #[arg(long, env = "MAX_CONFIG_AGE_SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_config_age_seconds: Option<u64>,
+
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -87,6 +111,9 @@ impl Config {
     pub fn heartbeat_timeout(&self) -> Duration {
         Duration::from_millis(self.sync_heartbeat_timeout_ms)
     }
+    pub fn reload_timeout(&self) -> Duration {
+        Duration::from_millis(self.sync_reload_timeout_ms)
+    }
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.upstream_connect_timeout_ms)
     }
@@ -98,5 +125,68 @@ impl Config {
     }
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_millis(self.header_read_timeout_ms)
+    }
+    pub fn max_config_age(&self) -> Option<Duration> {
+        self.max_config_age_seconds.map(Duration::from_secs)
+    }
+}
+
+/// The snapshot file's 256-bit key; never printed.
+#[derive(Clone)]
+pub struct SnapshotKey(pub [u8; 32]);
+
+impl SnapshotKey {
+    fn parse(text: &str) -> Result<SnapshotKey, String> {
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut key)
+            .map_err(|_| "expected 64 hex digits (a 256-bit key)".to_owned())?;
+        Ok(SnapshotKey(key))
+    }
+}
+
+impl fmt::Debug for SnapshotKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SnapshotKey(********)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Result<Config, clap::Error> {
+        let keys = format!("k:{}", "cd".repeat(32));
+        let mut args = vec![
+            "data-plane",
+            "--database-url",
+            "postgres://h/db",
+            "--encryption-keys",
+            &keys,
+        ];
+        args.extend_from_slice(extra);
+        Config::try_parse_from(args)
+    }
+
+    #[test]
+    fn snapshot_file_needs_a_256_bit_hex_key_that_is_never_printed() {
+        let key = "ab".repeat(32);
+        let config = parse(&["--snapshot-file", "/tmp/s", "--snapshot-key", &key]).unwrap();
+        assert_eq!(config.snapshot_key.as_ref().unwrap().0, [0xab; 32]);
+        assert!(!format!("{config:?}").contains(&key));
+        assert!(!format!("{config:?}").to_lowercase().contains("abab"));
+        assert!(!format!("{config:?}").to_lowercase().contains("cdcd"));
+        assert!(parse(&["--snapshot-file", "/tmp/s"]).is_err());
+        for bad in [
+            "",
+            "ab",
+            &"ab".repeat(31),
+            &"zz".repeat(32),
+            &"ab".repeat(33),
+        ] {
+            assert!(
+                parse(&["--snapshot-file", "/tmp/s", "--snapshot-key", bad]).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -4,11 +4,11 @@
 //!
 //! - [`config`]: flags and environment.
 //! - [`routing`]: the immutable table built from a snapshot.
-//! - [`sync`]: LISTEN, snapshot reads, validate-then-swap.
+//! - [`sync`]: LISTEN, snapshot reads, validate-then-swap, reporting in, the snapshot file.
 //! - [`upstream`]: HTTP clients, one per TLS profile.
 //! - [`proxy`]: the request path: auth, routing, header rewriting, errors.
 //! - [`request_log`]: per-request records, queued and written in batches off the request path.
-//! - [`admin`]: health, readiness and sync status.
+//! - [`admin`]: health, readiness, sync status and Prometheus metrics.
 //! - [`server`]: the accept loop and graceful shutdown.
 
 pub mod admin;
@@ -25,8 +25,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
+use metrics_exporter_prometheus::PrometheusRecorder;
 use secrecy::ExposeSecret;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -37,11 +38,16 @@ pub struct Gateway {
     pub config: Config,
     /// The current routing table; requests load it once each.
     pub table: ArcSwap<routing::RoutingTable>,
-    /// Becomes true with the first table and stays true (RELIABILITY P10).
+    /// Becomes true with the first table and stays true (RELIABILITY P10), unless the table
+    /// outlives `--max-config-age-seconds` (P15).
     pub ready: watch::Sender<bool>,
     pub status: sync::SyncStatus,
     /// One permit per proxied request in flight, held until its response body or tunnel ends.
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// This data plane's metrics, rendered at `/metrics`.
+    pub metrics: PrometheusRecorder,
+    /// How it reports in to the `data_planes` table.
+    pub identity: sync::Identity,
 }
 
 /// A running data plane: its address, and the tasks to await after signalling shutdown.
@@ -68,19 +74,26 @@ pub async fn start(
     listener: TcpListener,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<DataPlane> {
+    let options: PgConnectOptions = config
+        .database_url
+        .expose_secret()
+        .parse()
+        .context("parsing DATABASE_URL")?;
     let pool = PgPoolOptions::new()
         .max_connections(config.database_max_connections + 1)
         .acquire_timeout(config.heartbeat_timeout())
-        .connect_lazy(config.database_url.expose_secret())
-        .context("parsing DATABASE_URL")?;
+        .connect_lazy_with(options.application_name("gatehouse-data-plane"));
+    let addr = listener.local_addr()?;
+    let metrics = admin::recorder();
     let gateway = Arc::new(Gateway {
         table: ArcSwap::from_pointee(routing::RoutingTable::unloaded()),
         ready: watch::Sender::new(false),
-        status: sync::SyncStatus::default(),
+        status: sync::SyncStatus::new(&metrics),
+        metrics,
+        identity: sync::Identity::new(addr),
         in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight as usize)),
         config,
     });
-    let addr = listener.local_addr()?;
     tracing::info!(%addr, "data plane listening");
     let sync = tokio::spawn(sync::run(Arc::clone(&gateway), pool, shutdown.clone()));
     let server = tokio::spawn(server::serve(listener, Arc::clone(&gateway), shutdown));

@@ -6,18 +6,23 @@
 //! - [`raw`]: a raw TCP client and upstream, for what HTTP libraries would normalise away.
 //! - [`pattern`]: a checkable byte stream for large bodies.
 //! - [`tls`]: a TLS upstream with a test CA (HTTP/1.1 and HTTP/2 by ALPN).
+//! - [`fault`]: a TCP fault proxy (black-hole, refuse, cut) to put in front of PostgreSQL.
+//! - [`pg_cluster`]: a throwaway PostgreSQL cluster a test may stop and restart.
 //! - this module: databases, planes, an API client, a one-integration gateway, and waiting with
 //!   a deadline.
 
 #![allow(clippy::unwrap_used)]
 
+pub mod fault;
 pub mod pattern;
+pub mod pg_cluster;
 pub mod raw;
 pub mod tls;
 pub mod upstream;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -35,8 +40,13 @@ pub async fn fresh_database() -> String {
     let base = std::env::var("DATABASE_URL").expect(
         "DATABASE_URL must point at a PostgreSQL server: run the tests with ./scripts/test",
     );
+    fresh_database_on(&base).await
+}
+
+/// A new, empty database on the server of `base` (a PostgreSQL URL).
+pub async fn fresh_database_on(base: &str) -> String {
     let name = format!("gatehouse_test_{}", uuid::Uuid::new_v4().simple());
-    let admin = sqlx::PgPool::connect(&base)
+    let admin = sqlx::PgPool::connect(base)
         .await
         .expect("connecting to DATABASE_URL");
     sqlx::query(&format!("create database {name}"))
@@ -44,7 +54,7 @@ pub async fn fresh_database() -> String {
         .await
         .unwrap();
     admin.close().await;
-    let mut url = url::Url::parse(&base).unwrap();
+    let mut url = url::Url::parse(base).unwrap();
     url.set_path(&name);
     url.to_string()
 }
@@ -126,6 +136,8 @@ pub struct DataPlane {
     pub url: String,
     pub addr: SocketAddr,
     pub database_url: String,
+    /// Its state, for reading sync status and waiting on the applied version.
+    pub gateway: Arc<data_plane::Gateway>,
     stop: watch::Sender<bool>,
 }
 
@@ -149,6 +161,7 @@ impl DataPlane {
             url: format!("http://{addr}"),
             addr,
             database_url: database_url.to_owned(),
+            gateway: Arc::clone(&plane.gateway),
             stop,
         }
     }
@@ -172,6 +185,21 @@ impl DataPlane {
         })
         .await;
         plane
+    }
+
+    pub fn status(&self) -> data_plane::sync::StatusReport {
+        self.gateway.status.report()
+    }
+
+    /// Waits until this data plane has applied `version` or a later one; how long it took.
+    pub async fn wait_applied(&self, version: i64, deadline: Duration) -> Duration {
+        let started = Instant::now();
+        let mut applied = self.gateway.status.subscribe();
+        tokio::time::timeout(deadline, applied.wait_for(|v| *v >= version))
+            .await
+            .unwrap_or_else(|_| panic!("version {version} not applied within {deadline:?}"))
+            .unwrap();
+        started.elapsed()
     }
 
     /// `/proxy-api/{path}` on this data plane.
@@ -347,4 +375,77 @@ where
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// GET requests sent back to back to one URL until stopped, each answered or counted failed.
+pub struct ConstantLoad {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<LoadFigures>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadFigures {
+    pub ok: u64,
+    /// Anything but a 200: a connection error, a gateway error, a timeout.
+    pub failed: u64,
+}
+
+impl ConstantLoad {
+    pub fn start(url: String, key: String) -> ConstantLoad {
+        let (stop, stopped) = watch::channel(false);
+        let client = http_client();
+        let task = tokio::spawn(async move {
+            let mut figures = LoadFigures::default();
+            while !*stopped.borrow() {
+                let sent = client
+                    .get(&url)
+                    .bearer_auth(&key)
+                    .timeout(Duration::from_secs(5))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == 200 => figures.ok += 1,
+                    _ => figures.failed += 1,
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            figures
+        });
+        ConstantLoad { stop, task }
+    }
+
+    pub async fn finish(self) -> LoadFigures {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap()
+    }
+}
+
+/// Commits `statements` as a control-plane write would: in one transaction with a config
+/// version bump and its notification. Returns the new version. For what the API cannot do
+/// (rows that fail validation) or does not have yet (key revocation).
+pub async fn commit_by_sql(db: &sqlx::PgPool, statements: &[&str]) -> i64 {
+    let mut tx = db.begin().await.unwrap();
+    for statement in statements {
+        sqlx::query(statement).execute(&mut *tx).await.unwrap();
+    }
+    let version: i64 =
+        sqlx::query_scalar("update config_version set version = version + 1 returning version")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    sqlx::query("select pg_notify($1, $2)")
+        .bind(shared::notify::CHANNEL)
+        .bind(format!("{{\"version\":{version}}}"))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    version
+}
+
+pub async fn config_version(db: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar("select version from config_version")
+        .fetch_one(db)
+        .await
+        .unwrap()
 }

@@ -85,6 +85,7 @@ async fn the_document_lists_exactly_the_served_routes() {
         "GET /api/v1/api-keys/{id}",
         "DELETE /api/v1/api-keys/{id}",
         "GET /api/v1/traces",
+        "GET /api/v1/data-planes",
         "GET /api/v1/traces/{request_id}",
     ]
     .iter()
