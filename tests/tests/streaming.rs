@@ -462,3 +462,62 @@ async fn a_caller_that_sends_its_headers_too_slowly_is_disconnected() {
     println!("slow header sender dropped after {:?}", started.elapsed());
     assert!(upstream.requests().is_empty());
 }
+
+#[tokio::test]
+async fn request_bodies_over_the_integration_limit_get_413() {
+    let upstream = EchoUpstream::start().await;
+    let gw = Gateway::start(
+        &upstream.url(),
+        json!({"max_request_body_bytes": 1024}),
+        &[],
+    )
+    .await;
+    let api = gw.cp.admin();
+    let view = api.get("/provider-accounts/acme/integrations/svc").await;
+    assert_eq!(view.json["max_request_body_bytes"], 1024);
+    for bad in [json!(0), json!(-1), json!("1k")] {
+        let r = api
+            .patch(
+                "/provider-accounts/acme/integrations/svc",
+                json!({"max_request_body_bytes": bad}),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{bad}: {}", r.text);
+    }
+    let client = http_client();
+
+    let r = client
+        .post(gw.url("/in"))
+        .bearer_auth(&gw.key)
+        .body(vec![7u8; 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(upstream.last().unwrap().body.len(), 1024);
+    let forwarded = upstream.requests().len();
+
+    // A declared length over the limit: 413 at once, the body never read, nothing forwarded.
+    let request = format!(
+        "POST /proxy-api/acme/svc/big HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {}\r\n\
+         Content-Length: 1000000000\r\n\r\nfirst bytes of a gigabyte",
+        gw.key
+    );
+    let reply = exchange(gw.dp.addr, request.as_bytes(), Duration::from_secs(3)).await;
+    assert_eq!(reply.status(), 413, "{}", reply.text);
+    assert!(reply.closed && reply.text.contains("x-gatehouse-error: body_too_large"));
+    assert_eq!(upstream.requests().len(), forwarded);
+
+    // No declared length: cut when the limit is crossed.
+    let chunks = futures_util::stream::iter((0..4).map(|_| Ok::<_, Infallible>(vec![1u8; 512])));
+    let r = client
+        .post(gw.url("/chunked"))
+        .bearer_auth(&gw.key)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.headers()["x-gatehouse-error"], "body_too_large");
+    assert!(upstream.requests().iter().all(|r| r.body.len() <= 1024));
+}
