@@ -313,3 +313,28 @@ async fn websocket_upgrades_are_tunnelled_with_credentials_injected() {
     let reply = exchange(gw.dp.addr, refused.as_bytes(), DEADLINE).await;
     assert_eq!(reply.status(), 401, "{}", reply.text);
 }
+
+#[tokio::test]
+async fn http2_callers_are_forwarded_to_http1_upstreams() {
+    let upstream = EchoUpstream::start().await;
+    let gw = Gateway::start(&upstream.url(), json!({}), &[]).await;
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<String>();
+    for i in 0..3 {
+        let request = http::Request::post(gw.url(&format!("/h2/{i}?q=1")))
+            .header("authorization", format!("Bearer {}", gw.key))
+            .header("te", "trailers")
+            .body(format!("over h2 {i}"))
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        assert_eq!(response.status(), 200);
+        assert!(response.headers().contains_key("x-request-id"));
+        let seen = upstream.last().unwrap();
+        assert_eq!(seen.target, format!("/h2/{i}?q=1"));
+        assert_eq!(seen.body, format!("over h2 {i}").into_bytes());
+        assert_eq!(seen.header_values("x-upstream-key"), [UPSTREAM_KEY]);
+        assert_eq!(seen.header("authorization"), None);
+    }
+}

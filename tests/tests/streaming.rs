@@ -406,6 +406,24 @@ async fn upstream_failures_map_to_502_and_504_and_upstream_errors_pass_through()
         .unwrap();
     assert_eq!(error_of(r).await, (502, "upstream_unreachable".to_owned()));
 
+    // An upstream that resets the connection (RST) on receiving the request.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let reset_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let _ = stream.read(&mut [0u8; 4096]).await;
+            stream.set_zero_linger().unwrap();
+        }
+    });
+    let gw = Gateway::start(&format!("http://{reset_addr}"), json!({}), &[]).await;
+    let r = client
+        .get(gw.url("/x"))
+        .bearer_auth(&gw.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await, (502, "upstream_unreachable".to_owned()));
+
     // An upstream that never answers.
     let (base, _, _) = watching_upstream(false).await;
     let gw = Gateway::start(&base, json!({}), &["--upstream-response-timeout-ms", "300"]).await;
@@ -520,4 +538,26 @@ async fn request_bodies_over_the_integration_limit_get_413() {
     assert_eq!(r.status(), 413);
     assert_eq!(r.headers()["x-gatehouse-error"], "body_too_large");
     assert!(upstream.requests().iter().all(|r| r.body.len() <= 1024));
+}
+
+#[tokio::test]
+async fn a_truncated_upstream_body_is_never_passed_off_as_complete() {
+    for reply in [
+        &b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten.."[..],
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\nonly ten..\r\n",
+    ] {
+        let upstream = RawUpstream::start(reply).await;
+        let gw = Gateway::start(&upstream.url(), json!({}), &[]).await;
+        let response = http_client()
+            .get(gw.url("/cut"))
+            .bearer_auth(&gw.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.bytes().await.is_err(),
+            "a cut body must fail, not end"
+        );
+    }
 }
