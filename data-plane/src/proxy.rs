@@ -86,6 +86,12 @@ async fn forward(
         )?;
         (Arc::clone(route), uri)
     };
+    // A declared length over the limit is refused before anything is read or connected.
+    if let Some(limit) = route.body_limit
+        && req.body().size_hint().lower() > limit
+    {
+        return Err(ProxyError::BodyTooLarge);
+    }
     let upgrade = upgrade::requested(&req);
     let caller_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
     let client = match upgrade {
@@ -96,12 +102,6 @@ async fn forward(
     let idle = gateway.config.body_idle_timeout();
     // A fresh request: only method, URI and rewritten headers cross over, never the caller's
     // version or extensions.
-    // A declared length over the limit is refused before anything is read or connected.
-    if let Some(limit) = route.body_limit
-        && body.size_hint().lower() > limit
-    {
-        return Err(ProxyError::BodyTooLarge);
-    }
     let mut outgoing = Request::new(Relay::request(body, idle, route.body_limit));
     *outgoing.method_mut() = parts.method;
     *outgoing.uri_mut() = uri;
