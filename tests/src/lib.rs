@@ -115,6 +115,7 @@ pub struct DataPlane {
     pub url: String,
     pub addr: SocketAddr,
     pub database_url: String,
+    pub gateway: std::sync::Arc<data_plane::Gateway>,
     stop: watch::Sender<bool>,
 }
 
@@ -132,6 +133,7 @@ impl DataPlane {
             url: format!("http://{addr}"),
             addr,
             database_url: database_url.to_owned(),
+            gateway: std::sync::Arc::clone(&plane.gateway),
             stop,
         }
     }
@@ -155,6 +157,19 @@ impl DataPlane {
         })
         .await;
         plane
+    }
+
+    /// Proxied requests still holding an in-flight permit (streams and tunnels included).
+    pub fn in_flight(&self) -> usize {
+        self.gateway.config.max_in_flight as usize - self.gateway.in_flight.available_permits()
+    }
+
+    /// Waits until no proxied request is in flight: nothing leaked (RELIABILITY S12).
+    pub async fn wait_idle(&self) {
+        wait_until(Duration::from_secs(3), "no request in flight", || async {
+            self.in_flight() == 0
+        })
+        .await;
     }
 
     /// `/proxy-api/{path}` on this data plane.

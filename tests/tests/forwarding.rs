@@ -307,6 +307,10 @@ async fn websocket_upgrades_are_tunnelled_with_credentials_injected() {
         .unwrap()
         .unwrap();
     assert_eq!(&echoed, frame);
+    // The tunnel counts as in flight until either side closes it.
+    assert_eq!(gw.dp.in_flight(), 1);
+    drop(caller);
+    gw.dp.wait_idle().await;
 
     // The same access checks as any request: no key, no tunnel.
     let refused = upgrade("gh_not-a-key", "Upgrade, close");

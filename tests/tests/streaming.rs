@@ -280,6 +280,7 @@ async fn a_caller_that_disconnects_cancels_the_upstream_request() {
             },
         )
         .await;
+        gw.dp.wait_idle().await;
         let phase = if stream_body {
             "while streaming"
         } else {
@@ -344,6 +345,7 @@ async fn idle_bodies_are_cut_in_both_directions() {
         "idle caller body answered 408 after {:?}",
         started.elapsed()
     );
+    gw.dp.wait_idle().await;
     // Whatever the upstream saw of it, it never saw the whole body.
     assert!(echo.requests().iter().all(|r| r.body.len() < 10));
 }
@@ -369,6 +371,7 @@ async fn beyond_the_in_flight_cap_requests_get_503_at_once() {
     })
     .await;
     drop(second);
+    gw.dp.wait_idle().await;
 }
 
 #[tokio::test]
@@ -436,6 +439,7 @@ async fn upstream_failures_map_to_502_and_504_and_upstream_errors_pass_through()
         .unwrap();
     assert_eq!(error_of(r).await, (504, "upstream_timeout".to_owned()));
     println!("504 after {:?}", started.elapsed());
+    gw.dp.wait_idle().await;
 
     // The upstream's own errors are relayed untouched.
     let app = axum::Router::new().fallback(|| async {
