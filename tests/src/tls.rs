@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 /// A running TLS upstream; every response carries `x-upstream-version` (the HTTP version the
-/// request arrived with).
+/// request arrived with) and `x-upstream-te` (its `TE` header, if any).
 pub struct TlsUpstream {
     pub addr: SocketAddr,
     /// The test CA that signed the server certificate, as PEM.
@@ -63,8 +63,12 @@ impl TlsUpstream {
                     let service =
                         service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
                             let version = format!("{:?}", req.version());
-                            let response = hyper::Response::builder()
-                                .header("x-upstream-version", version)
+                            let mut response =
+                                hyper::Response::builder().header("x-upstream-version", version);
+                            if let Some(te) = req.headers().get("te") {
+                                response = response.header("x-upstream-te", te);
+                            }
+                            let response = response
                                 .body(Full::new(Bytes::from_static(b"secure hello")))
                                 .unwrap();
                             Ok::<_, Infallible>(response)

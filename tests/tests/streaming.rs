@@ -441,6 +441,37 @@ async fn upstream_failures_map_to_502_and_504_and_upstream_errors_pass_through()
     println!("504 after {:?}", started.elapsed());
     gw.dp.wait_idle().await;
 
+    // A connection that cannot be set up: a listener whose accept queue is full drops SYNs.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let full = socket.listen(0).unwrap();
+    let full_addr = full.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    while let Ok(Ok(stream)) = tokio::time::timeout(
+        Duration::from_millis(200),
+        tokio::net::TcpStream::connect(full_addr),
+    )
+    .await
+    {
+        fillers.push(stream);
+    }
+    let gw = Gateway::start(
+        &format!("http://{full_addr}"),
+        json!({}),
+        &["--upstream-connect-timeout-ms", "300"],
+    )
+    .await;
+    let started = Instant::now();
+    let r = client
+        .get(gw.url("/x"))
+        .bearer_auth(&gw.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await, (504, "upstream_timeout".to_owned()));
+    println!("connect timeout → 504 after {:?}", started.elapsed());
+    drop((full, fillers));
+
     // The upstream's own errors are relayed untouched.
     let app = axum::Router::new().fallback(|| async {
         (

@@ -64,6 +64,22 @@ async fn verification_is_on_by_default_and_settings_apply_to_their_integration_o
     // Still refused: the other integrations' settings did not leak into this one.
     assert_eq!(call(&gw, "svc").await.0, 502);
 
+    // `te: trailers` (gRPC needs it) reaches an HTTP/2 upstream; other TE values never do.
+    for (te, seen) in [("trailers", Some("trailers")), ("gzip", None)] {
+        let response = http_client()
+            .get(format!("{}/proxy-api/acme/with-ca/x", gw.dp.url))
+            .bearer_auth(&gw.key)
+            .header("te", te)
+            .send()
+            .await
+            .unwrap();
+        let got = response
+            .headers()
+            .get("x-upstream-te")
+            .map(|v| v.to_str().unwrap());
+        assert_eq!(got, seen, "{te}");
+    }
+
     // Keep-alive: more requests reuse the pooled connections (one per TLS profile here, plus
     // the refused handshakes of `svc`).
     let before = upstream.connections();
