@@ -119,7 +119,7 @@ async fn forward(
                     endpoint = &*route.endpoint,
                     error = ?e,
                     kind = %error,
-                    "upstream request failed"
+                    "forwarding failed"
                 );
                 error
             })?;
