@@ -342,3 +342,35 @@ async fn http2_callers_are_forwarded_to_http1_upstreams() {
         assert_eq!(seen.header("authorization"), None);
     }
 }
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let upstream = EchoUpstream::start().await;
+    let gw = Gateway::start(&upstream.url(), json!({}), &[]).await;
+    let client = http_client();
+    let mut ids = Vec::new();
+    for (path, key, status) in [
+        ("/healthz", None, 200),
+        ("/readyz", None, 200),
+        ("/status", None, 200),
+        ("/elsewhere", None, 404),
+        ("/proxy-api/acme/svc/x", None, 401),
+        ("/proxy-api/acme/svc/x", Some(gw.key.as_str()), 200),
+    ] {
+        let mut request = client.get(format!("{}{path}", gw.dp.url));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        ids.push(
+            response.headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 6, "each response has its own id");
+}
