@@ -57,6 +57,9 @@ pub struct IntegrationInput {
     #[serde(default)]
     #[schema(value_type = Vec<String>, example = json!(["team:ml"]))]
     pub authorized_subjects: Vec<Subject>,
+    /// Larger request bodies are refused with 413; none when absent.
+    #[serde(default)]
+    pub max_request_body_bytes: Option<u64>,
 }
 
 impl IntegrationInput {
@@ -67,6 +70,15 @@ impl IntegrationInput {
             auth.validate()?;
         }
         validate_header_map("custom_headers", &self.custom_headers)?;
+        if self
+            .max_request_body_bytes
+            .is_some_and(|n| n == 0 || i64::try_from(n).is_err())
+        {
+            return Err(FieldError::new(
+                "max_request_body_bytes",
+                "must be a positive number of bytes",
+            ));
+        }
         self.tls.validate()
     }
 }
@@ -111,6 +123,7 @@ pub struct IntegrationView {
     pub tls: TlsSettings,
     #[schema(value_type = Vec<String>)]
     pub authorized_subjects: Vec<Subject>,
+    pub max_request_body_bytes: Option<u64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -126,6 +139,7 @@ struct IntegrationRow {
     tls_reject_unauthorized: bool,
     tls_ca_certs: Option<String>,
     authorized_subjects: DbJson<Vec<Subject>>,
+    max_request_body_bytes: Option<i64>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -148,6 +162,7 @@ impl IntegrationRow {
                 ca_certs: self.tls_ca_certs,
             },
             authorized_subjects: self.authorized_subjects.0,
+            max_request_body_bytes: self.max_request_body_bytes.map(|n| n.max(0) as u64),
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
@@ -157,7 +172,8 @@ impl IntegrationRow {
 /// Integrations of account `$1`, optionally only the one named `$2`.
 const SELECT: &str =
     "select i.id, a.name as account, i.name, i.base_url, i.header_auth, i.custom_headers,
-        i.tls_reject_unauthorized, i.tls_ca_certs, i.created_at, i.updated_at,
+        i.tls_reject_unauthorized, i.tls_ca_certs, i.max_request_body_bytes, i.created_at,
+        i.updated_at,
         coalesce((select json_agg(s.kind || ':' || s.name order by s.kind, s.name)
                   from authorized_subjects x join subjects s on s.id = x.subject_id
                   where x.integration_id = i.id), '[]') as authorized_subjects
@@ -356,7 +372,8 @@ async fn write_fields(
 ) -> ApiResult<()> {
     sqlx::query(
         "update integrations
-         set header_auth = $2, custom_headers = $3, tls_reject_unauthorized = $4, tls_ca_certs = $5
+         set header_auth = $2, custom_headers = $3, tls_reject_unauthorized = $4, tls_ca_certs = $5,
+             max_request_body_bytes = $6
          where id = $1",
     )
     .bind(id)
@@ -364,6 +381,8 @@ async fn write_fields(
     .bind(DbJson(&input.custom_headers))
     .bind(input.tls.reject_unauthorized)
     .bind(&input.tls.ca_certs)
+    // validate() keeps it within i64.
+    .bind(input.max_request_body_bytes.map(|n| n as i64))
     .execute(&mut **tx)
     .await?;
     let subjects = resolve_all(tx, "authorized_subjects", &input.authorized_subjects).await?;

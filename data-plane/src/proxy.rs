@@ -15,6 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response};
+use http_body::Body as _;
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use tokio::sync::OwnedSemaphorePermit;
@@ -85,6 +86,12 @@ async fn forward(
         )?;
         (Arc::clone(route), uri)
     };
+    // A declared length over the limit is refused before anything is read or connected.
+    if let Some(limit) = route.body_limit
+        && req.body().size_hint().lower() > limit
+    {
+        return Err(ProxyError::BodyTooLarge);
+    }
     let upgrade = upgrade::requested(&req);
     let caller_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
     let client = match upgrade {
@@ -95,7 +102,7 @@ async fn forward(
     let idle = gateway.config.body_idle_timeout();
     // A fresh request: only method, URI and rewritten headers cross over, never the caller's
     // version or extensions.
-    let mut outgoing = Request::new(Relay::new(body, idle, None));
+    let mut outgoing = Request::new(Relay::request(body, idle, route.body_limit));
     *outgoing.method_mut() = parts.method;
     *outgoing.uri_mut() = uri;
     *outgoing.headers_mut() =
@@ -112,7 +119,7 @@ async fn forward(
                     endpoint = &*route.endpoint,
                     error = ?e,
                     kind = %error,
-                    "upstream request failed"
+                    "forwarding failed"
                 );
                 error
             })?;
@@ -130,7 +137,7 @@ async fn forward(
     parts.headers = headers::to_caller(std::mem::take(&mut parts.headers), request_id, None);
     Ok(Response::from_parts(
         parts,
-        Either::Left(Relay::new(body, idle, Some(permit))),
+        Either::Left(Relay::response(body, idle, permit)),
     ))
 }
 

@@ -54,6 +54,8 @@ pub struct Route {
     pub clients: ProfileClients,
     /// The base URL's host is an IP literal in a denied range (RELIABILITY S7).
     pub denied: bool,
+    /// Request bodies above this many bytes get 413 (RELIABILITY S11).
+    pub body_limit: Option<u64>,
 }
 
 impl Route {
@@ -151,6 +153,7 @@ impl RoutingTable {
                 allowed: allowed_ids.iter().copied().collect(),
                 clients: clients.for_tls(&integration.tls).map_err(fail)?,
                 denied,
+                body_limit: integration.max_request_body_bytes,
             };
             if let Some(routes) = accounts.get_mut(account.name.as_str()) {
                 routes.insert(integration.name.as_str().into(), Arc::new(route));
@@ -262,6 +265,7 @@ mod tests {
             custom_headers: map(custom),
             tls: TlsSettings::default(),
             authorized_subjects: vec![],
+            max_request_body_bytes: None,
         }
     }
 

@@ -13,6 +13,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::proxy::headers::X_REQUEST_ID;
 use crate::proxy::{self, ProxyError, path::PREFIX};
 use crate::{Gateway, admin};
 
@@ -50,8 +51,13 @@ pub async fn serve(
                 let response = if req.uri().path().starts_with(PREFIX) {
                     proxy::handle(&gateway, req, peer.ip(), request_id).await
                 } else {
-                    admin::respond(&gateway, req.uri().path())
-                        .unwrap_or_else(|| ProxyError::NotProxyPath.into_response(request_id))
+                    match admin::respond(&gateway, req.uri().path()) {
+                        Some(mut response) => {
+                            response.headers_mut().insert(X_REQUEST_ID, request_id);
+                            response
+                        }
+                        None => ProxyError::NotProxyPath.into_response(request_id),
+                    }
                 };
                 Ok::<_, Infallible>(response)
             }

@@ -37,6 +37,9 @@ pub struct IntegrationSnapshot {
     pub custom_headers: BTreeMap<String, String>,
     pub tls: TlsSettings,
     pub authorized_subjects: Vec<Uuid>,
+    /// Request bodies above this many bytes are refused with 413.
+    #[serde(default)]
+    pub max_request_body_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

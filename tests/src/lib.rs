@@ -202,6 +202,19 @@ impl DataPlane {
         started.elapsed()
     }
 
+    /// Proxied requests still holding an in-flight permit (streams and tunnels included).
+    pub fn in_flight(&self) -> usize {
+        self.gateway.config.max_in_flight as usize - self.gateway.in_flight.available_permits()
+    }
+
+    /// Waits until no proxied request is in flight: nothing leaked (RELIABILITY S12).
+    pub async fn wait_idle(&self) {
+        wait_until(Duration::from_secs(3), "no request in flight", || async {
+            self.in_flight() == 0
+        })
+        .await;
+    }
+
     /// `/proxy-api/{path}` on this data plane.
     pub fn proxy(&self, path: &str) -> String {
         format!("{}/proxy-api/{path}", self.url)

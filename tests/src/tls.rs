@@ -18,7 +18,8 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 /// A running TLS upstream; every response carries `x-upstream-version` (the HTTP version the
-/// request arrived with).
+/// request arrived with) and `x-upstream-te` (its `TE` header, if any). An HTTP/1.1 request with
+/// `Upgrade` is switched and then echoed byte for byte.
 pub struct TlsUpstream {
     pub addr: SocketAddr,
     /// The test CA that signed the server certificate, as PEM.
@@ -60,17 +61,9 @@ impl TlsUpstream {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
-                    let service =
-                        service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
-                            let version = format!("{:?}", req.version());
-                            let response = hyper::Response::builder()
-                                .header("x-upstream-version", version)
-                                .body(Full::new(Bytes::from_static(b"secure hello")))
-                                .unwrap();
-                            Ok::<_, Infallible>(response)
-                        });
+                    let service = service_fn(respond);
                     let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), service)
+                        .serve_connection_with_upgrades(TokioIo::new(tls), service)
                         .await;
                 });
             }
@@ -90,4 +83,30 @@ impl TlsUpstream {
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
     }
+}
+
+async fn respond(
+    mut req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    let mut response =
+        hyper::Response::builder().header("x-upstream-version", format!("{:?}", req.version()));
+    if let Some(te) = req.headers().get("te") {
+        response = response.header("x-upstream-te", te);
+    }
+    if req.headers().contains_key("upgrade") {
+        let upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            if let Ok(upgraded) = upgrade.await {
+                let (mut reader, mut writer) = tokio::io::split(TokioIo::new(upgraded));
+                let _ = tokio::io::copy(&mut reader, &mut writer).await;
+            }
+        });
+        response = response
+            .status(101)
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket");
+    }
+    Ok(response
+        .body(Full::new(Bytes::from_static(b"secure hello")))
+        .unwrap())
 }

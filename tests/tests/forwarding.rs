@@ -307,9 +307,70 @@ async fn websocket_upgrades_are_tunnelled_with_credentials_injected() {
         .unwrap()
         .unwrap();
     assert_eq!(&echoed, frame);
+    // The tunnel counts as in flight until either side closes it.
+    assert_eq!(gw.dp.in_flight(), 1);
+    drop(caller);
+    gw.dp.wait_idle().await;
 
     // The same access checks as any request: no key, no tunnel.
     let refused = upgrade("gh_not-a-key", "Upgrade, close");
     let reply = exchange(gw.dp.addr, refused.as_bytes(), DEADLINE).await;
     assert_eq!(reply.status(), 401, "{}", reply.text);
+}
+
+#[tokio::test]
+async fn http2_callers_are_forwarded_to_http1_upstreams() {
+    let upstream = EchoUpstream::start().await;
+    let gw = Gateway::start(&upstream.url(), json!({}), &[]).await;
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<String>();
+    for i in 0..3 {
+        let request = http::Request::post(gw.url(&format!("/h2/{i}?q=1")))
+            .header("authorization", format!("Bearer {}", gw.key))
+            .header("te", "trailers")
+            .body(format!("over h2 {i}"))
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        assert_eq!(response.status(), 200);
+        assert!(response.headers().contains_key("x-request-id"));
+        let seen = upstream.last().unwrap();
+        assert_eq!(seen.target, format!("/h2/{i}?q=1"));
+        assert_eq!(seen.body, format!("over h2 {i}").into_bytes());
+        assert_eq!(seen.header_values("x-upstream-key"), [UPSTREAM_KEY]);
+        assert_eq!(seen.header("authorization"), None);
+    }
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let upstream = EchoUpstream::start().await;
+    let gw = Gateway::start(&upstream.url(), json!({}), &[]).await;
+    let client = http_client();
+    let mut ids = Vec::new();
+    for (path, key, status) in [
+        ("/healthz", None, 200),
+        ("/readyz", None, 200),
+        ("/status", None, 200),
+        ("/elsewhere", None, 404),
+        ("/proxy-api/acme/svc/x", None, 401),
+        ("/proxy-api/acme/svc/x", Some(gw.key.as_str()), 200),
+    ] {
+        let mut request = client.get(format!("{}{path}", gw.dp.url));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        ids.push(
+            response.headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 6, "each response has its own id");
 }

@@ -280,6 +280,7 @@ async fn a_caller_that_disconnects_cancels_the_upstream_request() {
             },
         )
         .await;
+        gw.dp.wait_idle().await;
         let phase = if stream_body {
             "while streaming"
         } else {
@@ -344,6 +345,7 @@ async fn idle_bodies_are_cut_in_both_directions() {
         "idle caller body answered 408 after {:?}",
         started.elapsed()
     );
+    gw.dp.wait_idle().await;
     // Whatever the upstream saw of it, it never saw the whole body.
     assert!(echo.requests().iter().all(|r| r.body.len() < 10));
 }
@@ -369,6 +371,7 @@ async fn beyond_the_in_flight_cap_requests_get_503_at_once() {
     })
     .await;
     drop(second);
+    gw.dp.wait_idle().await;
 }
 
 #[tokio::test]
@@ -406,6 +409,24 @@ async fn upstream_failures_map_to_502_and_504_and_upstream_errors_pass_through()
         .unwrap();
     assert_eq!(error_of(r).await, (502, "upstream_unreachable".to_owned()));
 
+    // An upstream that resets the connection (RST) on receiving the request.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let reset_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let _ = stream.read(&mut [0u8; 4096]).await;
+            stream.set_zero_linger().unwrap();
+        }
+    });
+    let gw = Gateway::start(&format!("http://{reset_addr}"), json!({}), &[]).await;
+    let r = client
+        .get(gw.url("/x"))
+        .bearer_auth(&gw.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await, (502, "upstream_unreachable".to_owned()));
+
     // An upstream that never answers.
     let (base, _, _) = watching_upstream(false).await;
     let gw = Gateway::start(&base, json!({}), &["--upstream-response-timeout-ms", "300"]).await;
@@ -418,6 +439,38 @@ async fn upstream_failures_map_to_502_and_504_and_upstream_errors_pass_through()
         .unwrap();
     assert_eq!(error_of(r).await, (504, "upstream_timeout".to_owned()));
     println!("504 after {:?}", started.elapsed());
+    gw.dp.wait_idle().await;
+
+    // A connection that cannot be set up: a listener whose accept queue is full drops SYNs.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let full = socket.listen(0).unwrap();
+    let full_addr = full.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    while let Ok(Ok(stream)) = tokio::time::timeout(
+        Duration::from_millis(200),
+        tokio::net::TcpStream::connect(full_addr),
+    )
+    .await
+    {
+        fillers.push(stream);
+    }
+    let gw = Gateway::start(
+        &format!("http://{full_addr}"),
+        json!({}),
+        &["--upstream-connect-timeout-ms", "300"],
+    )
+    .await;
+    let started = Instant::now();
+    let r = client
+        .get(gw.url("/x"))
+        .bearer_auth(&gw.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await, (504, "upstream_timeout".to_owned()));
+    println!("connect timeout → 504 after {:?}", started.elapsed());
+    drop((full, fillers));
 
     // The upstream's own errors are relayed untouched.
     let app = axum::Router::new().fallback(|| async {
@@ -461,4 +514,85 @@ async fn a_caller_that_sends_its_headers_too_slowly_is_disconnected() {
     assert!(reply.closed, "connection still open");
     println!("slow header sender dropped after {:?}", started.elapsed());
     assert!(upstream.requests().is_empty());
+}
+
+#[tokio::test]
+async fn request_bodies_over_the_integration_limit_get_413() {
+    let upstream = EchoUpstream::start().await;
+    let gw = Gateway::start(
+        &upstream.url(),
+        json!({"max_request_body_bytes": 1024}),
+        &[],
+    )
+    .await;
+    let api = gw.cp.admin();
+    let view = api.get("/provider-accounts/acme/integrations/svc").await;
+    assert_eq!(view.json["max_request_body_bytes"], 1024);
+    for bad in [json!(0), json!(-1), json!("1k")] {
+        let r = api
+            .patch(
+                "/provider-accounts/acme/integrations/svc",
+                json!({"max_request_body_bytes": bad}),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{bad}: {}", r.text);
+    }
+    let client = http_client();
+
+    let r = client
+        .post(gw.url("/in"))
+        .bearer_auth(&gw.key)
+        .body(vec![7u8; 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(upstream.last().unwrap().body.len(), 1024);
+    let forwarded = upstream.requests().len();
+
+    // A declared length over the limit: 413 at once, the body never read, nothing forwarded.
+    let request = format!(
+        "POST /proxy-api/acme/svc/big HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {}\r\n\
+         Content-Length: 1000000000\r\n\r\nfirst bytes of a gigabyte",
+        gw.key
+    );
+    let reply = exchange(gw.dp.addr, request.as_bytes(), Duration::from_secs(3)).await;
+    assert_eq!(reply.status(), 413, "{}", reply.text);
+    assert!(reply.closed && reply.text.contains("x-gatehouse-error: body_too_large"));
+    assert_eq!(upstream.requests().len(), forwarded);
+
+    // No declared length: cut when the limit is crossed.
+    let chunks = futures_util::stream::iter((0..4).map(|_| Ok::<_, Infallible>(vec![1u8; 512])));
+    let r = client
+        .post(gw.url("/chunked"))
+        .bearer_auth(&gw.key)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.headers()["x-gatehouse-error"], "body_too_large");
+    assert!(upstream.requests().iter().all(|r| r.body.len() <= 1024));
+}
+
+#[tokio::test]
+async fn a_truncated_upstream_body_is_never_passed_off_as_complete() {
+    for reply in [
+        &b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten.."[..],
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\nonly ten..\r\n",
+    ] {
+        let upstream = RawUpstream::start(reply).await;
+        let gw = Gateway::start(&upstream.url(), json!({}), &[]).await;
+        let response = http_client()
+            .get(gw.url("/cut"))
+            .bearer_auth(&gw.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.bytes().await.is_err(),
+            "a cut body must fail, not end"
+        );
+    }
 }

@@ -8,6 +8,8 @@ use std::time::Duration;
 use gatehouse_tests::tls::TlsUpstream;
 use gatehouse_tests::{Gateway, http_client, wait_until};
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// Status, gateway error marker and upstream version of a GET through the gateway.
 async fn call(gw: &Gateway, endpoint: &str) -> (u16, String, String) {
@@ -64,6 +66,22 @@ async fn verification_is_on_by_default_and_settings_apply_to_their_integration_o
     // Still refused: the other integrations' settings did not leak into this one.
     assert_eq!(call(&gw, "svc").await.0, 502);
 
+    // `te: trailers` (gRPC needs it) reaches an HTTP/2 upstream; other TE values never do.
+    for (te, seen) in [("trailers", Some("trailers")), ("gzip", None)] {
+        let response = http_client()
+            .get(format!("{}/proxy-api/acme/with-ca/x", gw.dp.url))
+            .bearer_auth(&gw.key)
+            .header("te", te)
+            .send()
+            .await
+            .unwrap();
+        let got = response
+            .headers()
+            .get("x-upstream-te")
+            .map(|v| v.to_str().unwrap());
+        assert_eq!(got, seen, "{te}");
+    }
+
     // Keep-alive: more requests reuse the pooled connections (one per TLS profile here, plus
     // the refused handshakes of `svc`).
     let before = upstream.connections();
@@ -102,4 +120,42 @@ async fn http1_only_tls_upstreams_and_bad_pem_refused() {
         assert_eq!(r.status, 422, "{pem:?}: {}", r.text);
         assert_eq!(r.json["field"], "tls.ca_certs");
     }
+}
+
+#[tokio::test]
+async fn websocket_upgrades_reach_tls_upstreams_that_offer_http2() {
+    let upstream = TlsUpstream::start(&[b"h2", b"http/1.1"]).await;
+    let gw = Gateway::start(
+        &upstream.url(),
+        json!({"tls": {"ca_certs": upstream.ca_pem}}),
+        &[],
+    )
+    .await;
+    // Ordinary requests to this upstream speak HTTP/2 ...
+    assert_eq!(call(&gw, "svc").await.2, "HTTP/2.0");
+    // ... and an upgrade goes over HTTP/1.1, where upgrades exist.
+    let mut caller = TcpStream::connect(gw.dp.addr).await.unwrap();
+    let request = format!(
+        "GET /proxy-api/acme/svc/ws HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {}\r\n\
+         Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        gw.key
+    );
+    caller.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        caller.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("x-upstream-version: http/1.1"), "{head}");
+    caller.write_all(b"through tls").await.unwrap();
+    let mut echoed = [0u8; 11];
+    tokio::time::timeout(Duration::from_secs(3), caller.read_exact(&mut echoed))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echoed, b"through tls");
 }

@@ -1,6 +1,7 @@
 //! The streamed body in both directions: frames are passed on one by one as they arrive (no
 //! buffering, so back-pressure reaches the sender), with an idle timeout between frames
-//! (RELIABILITY S11) and, on responses, the in-flight permit that lives as long as the stream.
+//! and an optional size limit (RELIABILITY S11), and, on responses, the in-flight permit that
+//! lives as long as the stream.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -17,6 +18,8 @@ use tokio::time::{Instant, Sleep};
 pub enum RelayError {
     #[error("no body data for {0:?}")]
     Idle(Duration),
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(u64),
     #[error("the body stream broke: {0}")]
     Broken(#[from] hyper::Error),
 }
@@ -30,16 +33,34 @@ pub struct Relay {
     /// Whether the timer runs for the current wait; the clock starts when we start waiting,
     /// not when the last frame left, so a slow reader on the other side never trips it.
     waiting: bool,
+    /// The limit, and how many bytes may still pass under it.
+    limit: Option<(u64, u64)>,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Relay {
-    pub fn new(inner: Incoming, idle: Duration, permit: Option<OwnedSemaphorePermit>) -> Relay {
+    /// A response body, holding the in-flight `permit` until it ends.
+    pub fn response(inner: Incoming, idle: Duration, permit: OwnedSemaphorePermit) -> Relay {
+        Relay::new(inner, idle, None, Some(permit))
+    }
+
+    /// A request body, cut with [`RelayError::TooLarge`] past `limit` bytes.
+    pub fn request(inner: Incoming, idle: Duration, limit: Option<u64>) -> Relay {
+        Relay::new(inner, idle, limit, None)
+    }
+
+    fn new(
+        inner: Incoming,
+        idle: Duration,
+        limit: Option<u64>,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Relay {
         Relay {
             inner,
             idle,
             timer: None,
             waiting: false,
+            limit: limit.map(|l| (l, l)),
             _permit: permit,
         }
     }
@@ -57,6 +78,10 @@ impl Body for Relay {
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 this.waiting = false;
+                if let (Some((limit, left)), Some(Ok(frame))) = (&mut this.limit, &frame) {
+                    let len = frame.data_ref().map_or(0, |d| d.len() as u64);
+                    *left = left.checked_sub(len).ok_or(RelayError::TooLarge(*limit))?;
+                }
                 Poll::Ready(frame.map(|f| f.map_err(RelayError::Broken)))
             }
             Poll::Pending => {

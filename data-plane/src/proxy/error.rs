@@ -1,7 +1,7 @@
 //! Errors the proxy produces itself, and their one mapping to HTTP (SPEC §2).
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderValue};
+use http::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::{Either, Full};
 use serde::Serialize;
@@ -33,6 +33,8 @@ pub enum ProxyError {
     NotReady,
     #[error("the gateway is at its limit of requests in flight")]
     Overloaded,
+    #[error("the request body is larger than this endpoint accepts")]
+    BodyTooLarge,
     #[error("the request body stalled")]
     CallerIdle,
     #[error("the request body ended abruptly")]
@@ -72,6 +74,7 @@ impl ProxyError {
             ProxyError::UnknownRoute => (StatusCode::NOT_FOUND, "not_found"),
             ProxyError::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             ProxyError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            ProxyError::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             ProxyError::CallerIdle => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ProxyError::CallerAborted => (StatusCode::BAD_REQUEST, "bad_request"),
             ProxyError::UpstreamUnreachable => (StatusCode::BAD_GATEWAY, "upstream_unreachable"),
@@ -90,6 +93,7 @@ impl ProxyError {
             if let Some(relay) = e.downcast_ref::<RelayError>() {
                 return match relay {
                     RelayError::Idle(_) => ProxyError::CallerIdle,
+                    RelayError::TooLarge(_) => ProxyError::BodyTooLarge,
                     RelayError::Broken(_) => ProxyError::CallerAborted,
                 };
             }
@@ -131,6 +135,10 @@ impl ProxyError {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(GATEWAY_ERROR_HEADER, HeaderValue::from_static(kind));
         headers.insert(X_REQUEST_ID, request_id);
+        // The rest of the body is never read, so the connection cannot be reused.
+        if matches!(self, ProxyError::BodyTooLarge) {
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 http::header::WWW_AUTHENTICATE,

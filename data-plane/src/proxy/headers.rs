@@ -32,25 +32,26 @@ const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 const UPGRADE_TOKEN: HeaderValue = HeaderValue::from_static("upgrade");
 
-/// Whether any `name` header lists `token` (comma-separated, case-insensitive).
-pub fn lists_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+/// The comma-separated tokens of every `name` header, trimmed.
+fn tokens<'h>(headers: &'h HeaderMap, name: &'static HeaderName) -> impl Iterator<Item = &'h str> {
     headers
         .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
+        .map(str::trim)
+}
+
+/// Whether any `name` header lists `token` (case-insensitive).
+pub fn lists_token(headers: &HeaderMap, name: &'static HeaderName, token: &str) -> bool {
+    tokens(headers, name).any(|t| t.eq_ignore_ascii_case(token))
 }
 
 /// Moves the headers `keep` accepts, minus hop-by-hop ones and those `Connection` names, into a
 /// new map in their original order, with room for `extra` more.
 fn end_to_end(headers: HeaderMap, extra: usize, keep: impl Fn(&HeaderName) -> bool) -> HeaderMap {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+    let named: Vec<HeaderName> = tokens(&headers, &header::CONNECTION)
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect();
     let mut out = HeaderMap::with_capacity(headers.len() + extra);
     let mut current: Option<HeaderName> = None;
@@ -89,6 +90,7 @@ pub fn to_upstream(
     // The gateway relays trailers, so it may ask for them on its own hop.
     let wants_trailers = lists_token(&caller, &header::TE, "trailers");
 
+    // Room for the up to eight headers the gateway sets below, and the configured ones.
     let mut headers = end_to_end(caller, 8 + route.inject.len(), |name| {
         // The gateway credential never travels upstream (S4); Host comes from the base URL;
         // the forwarding headers and configured headers are set below, not appended to.

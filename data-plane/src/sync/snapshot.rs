@@ -26,6 +26,7 @@ type IntegrationRow = (
     bool,
     Option<String>,
     Vec<Uuid>,
+    Option<i64>,
 );
 
 pub async fn load(pool: &PgPool) -> sqlx::Result<Snapshot> {
@@ -47,7 +48,8 @@ pub async fn load(pool: &PgPool) -> sqlx::Result<Snapshot> {
     let integrations: Vec<IntegrationRow> = sqlx::query_as(
         "select i.id, i.account_id, i.name, i.base_url, i.header_auth, i.custom_headers,
                 i.tls_reject_unauthorized, i.tls_ca_certs,
-                coalesce(array_agg(x.subject_id) filter (where x.subject_id is not null), '{}')
+                coalesce(array_agg(x.subject_id) filter (where x.subject_id is not null), '{}'),
+                i.max_request_body_bytes
          from integrations i left join authorized_subjects x on x.integration_id = i.id
          group by i.id",
     )
@@ -97,6 +99,7 @@ pub async fn load(pool: &PgPool) -> sqlx::Result<Snapshot> {
                     verify,
                     ca_certs,
                     authorized,
+                    body_limit,
                 )| {
                     IntegrationSnapshot {
                         id,
@@ -110,6 +113,8 @@ pub async fn load(pool: &PgPool) -> sqlx::Result<Snapshot> {
                             ca_certs,
                         },
                         authorized_subjects: authorized,
+                        // The schema keeps it positive.
+                        max_request_body_bytes: body_limit.map(|n| n.max(1) as u64),
                     }
                 },
             )
