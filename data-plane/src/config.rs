@@ -99,6 +99,11 @@ pub struct Config {
     #[arg(long, env = "MAX_CONFIG_AGE_SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_config_age_seconds: Option<u64>,
 
+    /// Request-log records that may wait for the database; when full, records are dropped and
+    /// counted rather than slowing requests. 0 turns request logging off.
+    #[arg(long, env = "REQUEST_LOG_QUEUE", default_value_t = 10_000)]
+    pub request_log_queue: usize,
+
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

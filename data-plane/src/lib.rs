@@ -22,6 +22,7 @@ pub mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
@@ -48,6 +49,8 @@ pub struct Gateway {
     pub metrics: PrometheusRecorder,
     /// How it reports in to the `data_planes` table.
     pub identity: sync::Identity,
+    /// Where finished requests are queued for the request-log writer; `None` when logging is off.
+    pub request_log: Option<Arc<request_log::RequestLog>>,
 }
 
 /// A running data plane: its address, and the tasks to await after signalling shutdown.
@@ -56,6 +59,7 @@ pub struct DataPlane {
     pub gateway: Arc<Gateway>,
     server: tokio::task::JoinHandle<()>,
     sync: tokio::task::JoinHandle<()>,
+    request_log: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl DataPlane {
@@ -63,6 +67,9 @@ impl DataPlane {
     pub async fn join(self) -> anyhow::Result<()> {
         self.server.await.context("server task")?;
         self.sync.await.context("sync task")?;
+        if let Some(writer) = self.request_log {
+            writer.await.context("request log writer")?;
+        }
         Ok(())
     }
 }
@@ -74,6 +81,7 @@ pub async fn start(
     listener: TcpListener,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<DataPlane> {
+    let shutdown_for_log = shutdown.clone();
     let options: PgConnectOptions = config
         .database_url
         .expose_secret()
@@ -82,9 +90,16 @@ pub async fn start(
     let pool = PgPoolOptions::new()
         .max_connections(config.database_max_connections + 1)
         .acquire_timeout(config.heartbeat_timeout())
-        .connect_lazy_with(options.application_name("gatehouse-data-plane"));
+        .connect_lazy_with(options.clone().application_name("gatehouse-data-plane"));
     let addr = listener.local_addr()?;
     let metrics = admin::recorder();
+    let (request_log, log_queue) = match config.request_log_queue {
+        0 => (None, None),
+        capacity => {
+            let (log, queue) = request_log::RequestLog::new(capacity);
+            (Some(Arc::new(log)), Some(queue))
+        }
+    };
     let gateway = Arc::new(Gateway {
         table: ArcSwap::from_pointee(routing::RoutingTable::unloaded()),
         ready: watch::Sender::new(false),
@@ -92,12 +107,29 @@ pub async fn start(
         metrics,
         identity: sync::Identity::new(addr),
         in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight as usize)),
+        request_log,
         config,
     });
+    // Its own small pool, so a slow log write never delays a snapshot read.
+    let log_pool = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_lazy_with(options.application_name("gatehouse-request-log"));
+    let request_log = gateway
+        .request_log
+        .clone()
+        .zip(log_queue)
+        .map(|(log, queue)| {
+            let name: Arc<str> = format!("{}/{}", gateway.identity.hostname, addr).into();
+            tokio::spawn(async move {
+                request_log::write(&log, queue, log_pool, name, shutdown_for_log).await;
+            })
+        });
     tracing::info!(%addr, "data plane listening");
     let sync = tokio::spawn(sync::run(Arc::clone(&gateway), pool, shutdown.clone()));
     let server = tokio::spawn(server::serve(listener, Arc::clone(&gateway), shutdown));
     Ok(DataPlane {
+        request_log,
         addr,
         gateway,
         server,

@@ -14,42 +14,62 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Request, Response};
 use http_body::Body as _;
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use tokio::sync::OwnedSemaphorePermit;
+use uuid::Uuid;
 
 pub use error::{GATEWAY_ERROR_HEADER, ProxyError};
 
 use crate::Gateway;
-use crate::routing::{Caller, RoutingTable};
+use crate::request_log::Trace;
+use crate::routing::{Caller, Route, RoutingTable};
+use crate::upstream::UpstreamClient;
 use body::Relay;
 
 /// Relayed upstream bodies, or small bodies the gateway makes itself.
 pub type ProxyBody = Either<Relay, Full<Bytes>>;
 
-/// A fresh request id, as the value of `x-request-id`.
-pub fn new_request_id() -> HeaderValue {
+/// A fresh request id, and its text as the value of `x-request-id`.
+pub fn new_request_id() -> (Uuid, HeaderValue) {
     let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
     let text = id.hyphenated().encode_lower(&mut buf);
-    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+    let value = HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+    (id, value)
 }
 
-/// Forwards one `/proxy-api/...` request; every failure becomes the gateway's JSON error.
+/// Forwards one `/proxy-api/...` request; every failure becomes the gateway's JSON error. Each
+/// request is traced when request logging is on: the record is queued when its bodies end.
 pub async fn handle(
     gateway: &Gateway,
     req: Request<Incoming>,
     peer: IpAddr,
-    request_id: HeaderValue,
+    (id, request_id): (Uuid, HeaderValue),
 ) -> Response<ProxyBody> {
+    let mut trace = gateway.request_log.as_ref().map(|log| {
+        let path = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        Trace::new(Arc::clone(log), id, req.method().clone(), path)
+    });
     // Shed load before doing any work (RELIABILITY S11).
     let result = match Arc::clone(&gateway.in_flight).try_acquire_owned() {
-        Ok(permit) => forward(gateway, req, peer, &request_id, permit).await,
+        Ok(permit) => forward(gateway, req, peer, &request_id, permit, &mut trace).await,
         Err(_) => Err(ProxyError::Overloaded),
     };
-    result.unwrap_or_else(|e| e.into_response(request_id))
+    result.unwrap_or_else(|e| {
+        if let Some(trace) = &trace {
+            let (status, kind) = e.status_and_kind();
+            trace.failed(status.as_u16(), kind);
+        }
+        e.into_response(request_id)
+    })
 }
 
 async fn forward(
@@ -58,6 +78,7 @@ async fn forward(
     peer: IpAddr,
     request_id: &HeaderValue,
     permit: OwnedSemaphorePermit,
+    trace: &mut Option<Trace>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let (route, uri) = {
         // The table is loaded once and released before any await.
@@ -65,11 +86,25 @@ async fn forward(
         if table.version < 0 {
             return Err(ProxyError::NotReady);
         }
-        let caller = authenticate(&table, req.headers())?;
-        let path = path::split(req.uri().path()).ok_or(ProxyError::UnknownRoute)?;
-        let route = table
-            .route(&path.account, &path.endpoint)
-            .ok_or(ProxyError::UnknownRoute)?;
+        let path = path::split(req.uri().path());
+        // Requests that never reach a route are logged under the names the caller used.
+        let mut name_trace = || {
+            if let (Some(trace), Some(path)) = (trace.as_mut(), &path) {
+                trace.named(&path.account, &path.endpoint);
+            }
+        };
+        let caller = authenticate(&table, req.headers()).inspect_err(|_| name_trace())?;
+        let Some(path) = &path else {
+            return Err(ProxyError::UnknownRoute);
+        };
+        let Some(route) = table.route(&path.account, &path.endpoint) else {
+            name_trace();
+            return Err(ProxyError::UnknownRoute);
+        };
+        if let Some(trace) = trace.as_mut() {
+            trace.routed(route);
+            trace.called_by(caller);
+        }
         if !route.may_call(caller) {
             return Err(ProxyError::Forbidden);
         }
@@ -99,14 +134,59 @@ async fn forward(
         None => &route.clients.any,
     };
     let (parts, body) = req.into_parts();
+    let headers = headers::to_upstream(parts.headers, &route, peer, request_id, upgrade);
+    // From here both bodies share the trace; the last one to finish queues its record.
+    let trace = trace.take().map(|mut trace| {
+        let path = uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        trace.sent(path, headers.get(headers::TRACEPARENT).cloned());
+        Arc::new(trace)
+    });
+    let result = relay(
+        gateway,
+        client,
+        &route,
+        parts.method,
+        uri,
+        headers,
+        body,
+        request_id,
+        permit,
+        caller_upgrade,
+        trace.clone(),
+    )
+    .await;
+    if let (Err(e), Some(trace)) = (&result, &trace) {
+        let (status, kind) = e.status_and_kind();
+        trace.failed(status.as_u16(), kind);
+    }
+    result
+}
+
+/// Sends the rewritten request upstream and streams the answer back.
+#[allow(clippy::too_many_arguments)]
+async fn relay(
+    gateway: &Gateway,
+    client: &UpstreamClient,
+    route: &Route,
+    method: http::Method,
+    uri: http::Uri,
+    headers: http::HeaderMap,
+    body: Incoming,
+    request_id: &HeaderValue,
+    permit: OwnedSemaphorePermit,
+    caller_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    trace: Option<Arc<Trace>>,
+) -> Result<Response<ProxyBody>, ProxyError> {
     let idle = gateway.config.body_idle_timeout();
     // A fresh request: only method, URI and rewritten headers cross over, never the caller's
     // version or extensions.
-    let mut outgoing = Request::new(Relay::request(body, idle, route.body_limit));
-    *outgoing.method_mut() = parts.method;
+    let mut outgoing = Request::new(Relay::request(body, idle, route.body_limit, trace.clone()));
+    *outgoing.method_mut() = method;
     *outgoing.uri_mut() = uri;
-    *outgoing.headers_mut() =
-        headers::to_upstream(parts.headers, &route, peer, request_id, upgrade);
+    *outgoing.headers_mut() = headers;
     let response =
         tokio::time::timeout(gateway.config.response_timeout(), client.request(outgoing))
             .await
@@ -123,6 +203,9 @@ async fn forward(
                 );
                 error
             })?;
+    if let Some(trace) = &trace {
+        trace.answered(response.status().as_u16(), true);
+    }
     if let Some(caller_upgrade) = caller_upgrade
         && response.status() == http::StatusCode::SWITCHING_PROTOCOLS
     {
@@ -137,7 +220,7 @@ async fn forward(
     parts.headers = headers::to_caller(std::mem::take(&mut parts.headers), request_id, None);
     Ok(Response::from_parts(
         parts,
-        Either::Left(Relay::response(body, idle, permit)),
+        Either::Left(Relay::response(body, idle, permit, trace)),
     ))
 }
 
@@ -146,7 +229,7 @@ async fn forward(
 fn authenticate<'t>(
     table: &'t RoutingTable,
     headers: &http::HeaderMap,
-) -> Result<&'t Caller, ProxyError> {
+) -> Result<&'t Arc<Caller>, ProxyError> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

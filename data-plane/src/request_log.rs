@@ -2,26 +2,176 @@
 //! waiting and written to PostgreSQL in batches by a background task. When the database is slow
 //! or down the queue fills and records are dropped and counted; the proxy never blocks on it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
-use shared::request_log::RequestRecord;
+use chrono::{DateTime, Utc};
+use http::Method;
+use http::header::HeaderValue;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+
+use crate::routing::{Caller, Route};
+
+/// One finished request, as queued: names are shared with the routing table and bytes with the
+/// request, so making an entry copies no strings; the writer formats it off the request path.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub request_id: Uuid,
+    pub started_at: DateTime<Utc>,
+    pub account: Arc<str>,
+    pub endpoint: Arc<str>,
+    pub account_id: Option<Uuid>,
+    pub integration_id: Option<Uuid>,
+    pub subject: Option<Arc<str>>,
+    pub key_id: Option<Uuid>,
+    pub method: Method,
+    /// Path (and query, dropped when written: it may carry secrets) of the upstream request, or
+    /// of the caller's when it never got that far.
+    pub path: http::uri::PathAndQuery,
+    pub status: u16,
+    pub latency_us: u64,
+    pub upstream_ttfb_us: Option<u64>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub error_type: Option<&'static str>,
+    /// The `traceparent` sent upstream.
+    pub traceparent: Option<HeaderValue>,
+}
+
+/// A request being traced. Filled in along the request path; shared by the request and response
+/// bodies, which count bytes into it; queued as an [`Entry`] when the last of them lets go.
+pub struct Trace {
+    log: Arc<RequestLog>,
+    started: Instant,
+    started_at: DateTime<Utc>,
+    request_id: Uuid,
+    method: Method,
+    path: http::uri::PathAndQuery,
+    /// Account and endpoint as the caller named them, for requests that found no route.
+    names: Option<(Arc<str>, Arc<str>)>,
+    route: Option<Arc<Route>>,
+    caller: Option<Arc<Caller>>,
+    traceparent: Option<HeaderValue>,
+    status: AtomicU16,
+    upstream_ttfb_us: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    error_type: OnceLock<&'static str>,
+}
+
+impl Trace {
+    pub fn new(
+        log: Arc<RequestLog>,
+        request_id: Uuid,
+        method: Method,
+        path: http::uri::PathAndQuery,
+    ) -> Trace {
+        Trace {
+            log,
+            started: Instant::now(),
+            started_at: Utc::now(),
+            request_id,
+            method,
+            path,
+            names: None,
+            route: None,
+            caller: None,
+            traceparent: None,
+            status: AtomicU16::new(0),
+            upstream_ttfb_us: AtomicU64::new(u64::MAX),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            error_type: OnceLock::new(),
+        }
+    }
+
+    pub fn named(&mut self, account: &str, endpoint: &str) {
+        self.names = Some((account.into(), endpoint.into()));
+    }
+
+    pub fn routed(&mut self, route: &Arc<Route>) {
+        self.route = Some(Arc::clone(route));
+    }
+
+    pub fn called_by(&mut self, caller: &Arc<Caller>) {
+        self.caller = Some(Arc::clone(caller));
+    }
+
+    /// The upstream request as sent: its path and trace context.
+    pub fn sent(&mut self, path: http::uri::PathAndQuery, traceparent: Option<HeaderValue>) {
+        self.path = path;
+        self.traceparent = traceparent;
+    }
+
+    /// The response head: its status, and how long the upstream took to send it.
+    pub fn answered(&self, status: u16, from_upstream: bool) {
+        self.status.store(status, Ordering::Relaxed);
+        if from_upstream {
+            let ttfb = self.started.elapsed().as_micros() as u64;
+            self.upstream_ttfb_us.store(ttfb, Ordering::Relaxed);
+        }
+    }
+
+    pub fn failed(&self, status: u16, error_type: &'static str) {
+        self.status.store(status, Ordering::Relaxed);
+        let _ = self.error_type.set(error_type);
+    }
+
+    pub fn received(&self, bytes: u64) {
+        self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn sent_bytes(&self, bytes: u64) {
+        self.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Trace {
+    fn drop(&mut self) {
+        let (account, endpoint) = match (&self.route, &self.names) {
+            (Some(route), _) => (Arc::clone(&route.account), Arc::clone(&route.endpoint)),
+            (None, Some((account, endpoint))) => (Arc::clone(account), Arc::clone(endpoint)),
+            (None, None) => (Arc::from(""), Arc::from("")),
+        };
+        let ttfb = self.upstream_ttfb_us.load(Ordering::Relaxed);
+        self.log.record(Entry {
+            request_id: self.request_id,
+            started_at: self.started_at,
+            account,
+            endpoint,
+            account_id: self.route.as_ref().map(|r| r.account_id),
+            integration_id: self.route.as_ref().map(|r| r.integration_id),
+            subject: self.caller.as_ref().map(|c| Arc::clone(&c.subject)),
+            key_id: self.caller.as_ref().map(|c| c.key_id),
+            method: std::mem::take(&mut self.method),
+            path: self.path.clone(),
+            status: self.status.load(Ordering::Relaxed),
+            latency_us: self.started.elapsed().as_micros() as u64,
+            upstream_ttfb_us: (ttfb != u64::MAX).then_some(ttfb),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            error_type: self.error_type.get().copied(),
+            traceparent: self.traceparent.take(),
+        });
+    }
+}
 
 /// Records per INSERT: well under PostgreSQL's 65,535 bind parameters at 18 columns each.
 const BATCH: usize = 1000;
 
 /// The producer side, shared by every request.
 pub struct RequestLog {
-    queue: mpsc::Sender<RequestRecord>,
+    queue: mpsc::Sender<Entry>,
     dropped: AtomicU64,
     written: AtomicU64,
 }
 
 impl RequestLog {
     /// A log with room for `capacity` queued records, and the receiver its writer drains.
-    pub fn new(capacity: usize) -> (RequestLog, mpsc::Receiver<RequestRecord>) {
+    pub fn new(capacity: usize) -> (RequestLog, mpsc::Receiver<Entry>) {
         let (queue, receiver) = mpsc::channel(capacity.max(1));
         let log = RequestLog {
             queue,
@@ -32,7 +182,7 @@ impl RequestLog {
     }
 
     /// Queues a record, or drops and counts it when the queue is full. Never waits.
-    pub fn record(&self, record: RequestRecord) {
+    pub fn record(&self, record: Entry) {
         if self.queue.try_send(record).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -55,8 +205,9 @@ impl RequestLog {
 /// Drains the queue in batches until shutdown, then writes what is left once.
 pub async fn write(
     log: &RequestLog,
-    mut queue: mpsc::Receiver<RequestRecord>,
+    mut queue: mpsc::Receiver<Entry>,
     pool: PgPool,
+    data_plane: Arc<str>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
@@ -66,7 +217,7 @@ pub async fn write(
             _ = shutdown.changed() => {
                 queue.close();
                 while queue.recv_many(&mut batch, BATCH).await > 0 {
-                    flush(log, &pool, &mut batch).await;
+                    flush(log, &pool, &data_plane, &mut batch).await;
                 }
                 return;
             }
@@ -74,7 +225,7 @@ pub async fn write(
         if received == 0 {
             return;
         }
-        if !flush(log, &pool, &mut batch).await {
+        if !flush(log, &pool, &data_plane, &mut batch).await {
             // The database is away: don't spin on it; the queue absorbs (or drops) meanwhile.
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -82,9 +233,9 @@ pub async fn write(
 }
 
 /// Writes and empties `batch`; on failure the records are dropped and counted.
-async fn flush(log: &RequestLog, pool: &PgPool, batch: &mut Vec<RequestRecord>) -> bool {
+async fn flush(log: &RequestLog, pool: &PgPool, data_plane: &str, batch: &mut Vec<Entry>) -> bool {
     let count = batch.len() as u64;
-    let result = insert(pool, batch).await;
+    let result = insert(pool, data_plane, batch).await;
     batch.clear();
     match result {
         Ok(()) => {
@@ -99,7 +250,7 @@ async fn flush(log: &RequestLog, pool: &PgPool, batch: &mut Vec<RequestRecord>) 
     }
 }
 
-async fn insert(pool: &PgPool, batch: &[RequestRecord]) -> sqlx::Result<()> {
+async fn insert(pool: &PgPool, data_plane: &str, batch: &[Entry]) -> sqlx::Result<()> {
     let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let mut query: QueryBuilder<Postgres> = QueryBuilder::new(
         "insert into request_logs (request_id, started_at, account, endpoint, account_id,
@@ -109,24 +260,33 @@ async fn insert(pool: &PgPool, batch: &[RequestRecord]) -> sqlx::Result<()> {
     query.push_values(batch, |mut row, r| {
         row.push_bind(r.request_id)
             .push_bind(r.started_at)
-            .push_bind(&r.account)
-            .push_bind(&r.endpoint)
+            .push_bind(r.account.to_string())
+            .push_bind(r.endpoint.to_string())
             .push_bind(r.account_id)
             .push_bind(r.integration_id)
-            .push_bind(&r.subject)
+            .push_bind(r.subject.as_deref().map(str::to_owned))
             .push_bind(r.key_id)
-            .push_bind(&r.method)
-            .push_bind(&r.upstream_path)
+            .push_bind(r.method.as_str().to_owned())
+            .push_bind(r.path.path().to_owned())
             .push_bind(r.status as i16)
             .push_bind(as_i64(r.latency_us))
             .push_bind(r.upstream_ttfb_us.map(as_i64))
             .push_bind(as_i64(r.bytes_in))
             .push_bind(as_i64(r.bytes_out))
-            .push_bind(&r.error_type)
-            .push_bind(&r.trace_id)
-            .push_bind(&r.data_plane);
+            .push_bind(r.error_type)
+            .push_bind(trace_id(r.traceparent.as_ref()))
+            .push_bind(data_plane.to_owned());
     });
     query.push(" on conflict (request_id) do nothing");
     query.build().execute(pool).await?;
     Ok(())
+}
+
+/// The trace id of a `traceparent` (`00-<trace id>-<parent id>-<flags>`).
+fn trace_id(traceparent: Option<&HeaderValue>) -> String {
+    traceparent
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split('-').nth(1))
+        .unwrap_or_default()
+        .to_owned()
 }

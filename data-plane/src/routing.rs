@@ -41,6 +41,8 @@ pub struct Caller {
 pub struct Route {
     pub account: Arc<str>,
     pub endpoint: Arc<str>,
+    pub account_id: Uuid,
+    pub integration_id: Uuid,
     pub scheme: Scheme,
     pub authority: Authority,
     /// Empty or `/`-led, no trailing slash.
@@ -143,6 +145,8 @@ impl RoutingTable {
             let route = Route {
                 account: account.name.as_str().into(),
                 endpoint: integration.name.as_str().into(),
+                account_id: account.id,
+                integration_id: integration.id,
                 scheme: match base.scheme {
                     base_url::Scheme::Http => Scheme::HTTP,
                     base_url::Scheme::Https => Scheme::HTTPS,

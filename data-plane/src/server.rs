@@ -47,9 +47,9 @@ pub async fn serve(
         let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let gateway = Arc::clone(&gateway);
             async move {
-                let request_id = proxy::new_request_id();
+                let (id, request_id) = proxy::new_request_id();
                 let response = if req.uri().path().starts_with(PREFIX) {
-                    proxy::handle(&gateway, req, peer.ip(), request_id).await
+                    proxy::handle(&gateway, req, peer.ip(), (id, request_id)).await
                 } else {
                     match admin::respond(&gateway, req.uri().path()) {
                         Some(mut response) => {

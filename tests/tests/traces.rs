@@ -6,15 +6,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use data_plane::request_log::{self, RequestLog};
+use data_plane::request_log::{self, Entry, RequestLog};
 use gatehouse_tests::{ControlPlane, fresh_database, wait_until};
 use serde_json::json;
 use shared::request_log::RequestRecord;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-fn record(account: &str, account_id: Uuid, status: u16, minutes_ago: i64) -> RequestRecord {
-    RequestRecord {
+fn record(account: &str, account_id: Uuid, status: u16, minutes_ago: i64) -> Entry {
+    Entry {
         request_id: Uuid::new_v4(),
         started_at: chrono::Utc::now() - chrono::Duration::minutes(minutes_ago),
         account: account.into(),
@@ -23,16 +23,17 @@ fn record(account: &str, account_id: Uuid, status: u16, minutes_ago: i64) -> Req
         integration_id: None,
         subject: Some("user:admin@test.local".into()),
         key_id: None,
-        method: "GET".into(),
-        upstream_path: "/v1/x".into(),
+        method: http::Method::GET,
+        path: http::uri::PathAndQuery::from_static("/v1/x?secret=1"),
         status,
         latency_us: 1500,
         upstream_ttfb_us: Some(900),
         bytes_in: 10,
         bytes_out: 20,
         error_type: None,
-        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
-        data_plane: "test".into(),
+        traceparent: Some(http::HeaderValue::from_static(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )),
     }
 }
 
@@ -71,7 +72,9 @@ async fn written_records_are_found_filtered_paged_and_only_by_those_who_may() {
     let (_stop, shutdown) = watch::channel(false);
     let writer = Arc::clone(&log);
     let pool = cp.db.clone();
-    tokio::spawn(async move { request_log::write(&writer, queue, pool, shutdown).await });
+    tokio::spawn(
+        async move { request_log::write(&writer, queue, pool, "test".into(), shutdown).await },
+    );
     let mut records = Vec::new();
     for (i, status) in [200, 201, 404, 502, 200].into_iter().enumerate() {
         records.push(record("acme", ids[0], status, i as i64));
@@ -151,4 +154,106 @@ async fn a_full_queue_drops_and_counts_instead_of_waiting() {
         log.record(record("acme", Uuid::nil(), 200, 0));
     }
     assert_eq!((log.queued(), log.dropped()), (2, 3));
+}
+
+#[tokio::test]
+async fn proxied_requests_are_found_with_their_figures_and_only_by_those_who_may() {
+    let db = fresh_database().await;
+    let cp = ControlPlane::start(&db).await;
+    let upstream = gatehouse_tests::upstream::EchoUpstream::start().await;
+    let api = cp.admin();
+    api.post("/provider-accounts", json!({"name": "acme"}))
+        .await;
+    let r = api
+        .post(
+            "/provider-accounts/acme/integrations",
+            json!({"name": "svc", "base_url": format!("{}/v1", upstream.url())}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    api.post("/users", json!({"email": "eve@example.com"}))
+        .await;
+    let eve_key = api
+        .post(
+            "/api-keys",
+            json!({"name": "e", "owner": "user:eve@example.com"}),
+        )
+        .await
+        .json["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let plane = gatehouse_tests::DataPlane::start_ready(&db).await;
+    let client = gatehouse_tests::http_client();
+    let mut sent = Vec::new();
+    for (path, body) in [
+        ("acme/svc/a?token=hidden", "x".repeat(100)),
+        ("acme/svc/b", String::new()),
+    ] {
+        let response = client
+            .post(plane.proxy(path))
+            .bearer_auth(&cp.admin_key)
+            .header(
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            )
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.unwrap().len() as u64;
+        sent.push((id, status, bytes, body.len() as u64));
+    }
+    let refused = client
+        .get(plane.proxy("acme/nope/x"))
+        .bearer_auth(&cp.admin_key)
+        .send()
+        .await
+        .unwrap();
+    let refused_id = refused.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(refused.status(), 404);
+
+    for (id, status, bytes_out, bytes_in) in &sent {
+        let found = wait_for_trace(&api, id).await;
+        assert_eq!(found.account, "acme");
+        assert_eq!(found.endpoint, "svc");
+        assert_eq!(found.subject.as_deref(), Some("user:admin@test.local"));
+        assert_eq!(found.status, *status);
+        assert_eq!(found.bytes_out, *bytes_out);
+        assert_eq!(found.bytes_in, *bytes_in);
+        assert_eq!(found.method, "POST");
+        assert!(found.upstream_path.starts_with("/v1/") && !found.upstream_path.contains('?'));
+        assert_eq!(found.trace_id, "0af7651916cd43dd8448eb211c80319c");
+        assert!(found.latency_us > 0 && found.upstream_ttfb_us.unwrap() <= found.latency_us);
+    }
+    let refused = wait_for_trace(&api, &refused_id).await;
+    assert_eq!(
+        (
+            refused.status,
+            refused.endpoint.as_str(),
+            refused.error_type.as_deref()
+        ),
+        (404, "nope", Some("not_found"))
+    );
+
+    let eve = cp.client(&eve_key);
+    assert_eq!(eve.get("/traces").await.json.as_array().unwrap().len(), 0);
+    assert_eq!(eve.get(&format!("/traces/{}", sent[0].0)).await.status, 404);
+}
+
+async fn wait_for_trace(api: &gatehouse_tests::Api, id: &str) -> RequestRecord {
+    let path = format!("/traces/{id}");
+    wait_until(Duration::from_secs(5), "request record written", || async {
+        api.get(&path).await.status == 200
+    })
+    .await;
+    serde_json::from_value(api.get(&path).await.json).unwrap()
 }

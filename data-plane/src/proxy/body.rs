@@ -4,6 +4,7 @@
 //! lives as long as the stream.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -12,6 +13,8 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
+
+use crate::request_log::Trace;
 
 /// Why a relayed body stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -36,17 +39,41 @@ pub struct Relay {
     /// The limit, and how many bytes may still pass under it.
     limit: Option<(u64, u64)>,
     _permit: Option<OwnedSemaphorePermit>,
+    /// The request's trace, counting what this body relays (in or out).
+    trace: Option<(Arc<Trace>, Direction)>,
+}
+
+#[derive(Clone, Copy)]
+enum Direction {
+    In,
+    Out,
 }
 
 impl Relay {
     /// A response body, holding the in-flight `permit` until it ends.
-    pub fn response(inner: Incoming, idle: Duration, permit: OwnedSemaphorePermit) -> Relay {
-        Relay::new(inner, idle, None, Some(permit))
+    pub fn response(
+        inner: Incoming,
+        idle: Duration,
+        permit: OwnedSemaphorePermit,
+        trace: Option<Arc<Trace>>,
+    ) -> Relay {
+        Relay::new(
+            inner,
+            idle,
+            None,
+            Some(permit),
+            trace.map(|t| (t, Direction::Out)),
+        )
     }
 
     /// A request body, cut with [`RelayError::TooLarge`] past `limit` bytes.
-    pub fn request(inner: Incoming, idle: Duration, limit: Option<u64>) -> Relay {
-        Relay::new(inner, idle, limit, None)
+    pub fn request(
+        inner: Incoming,
+        idle: Duration,
+        limit: Option<u64>,
+        trace: Option<Arc<Trace>>,
+    ) -> Relay {
+        Relay::new(inner, idle, limit, None, trace.map(|t| (t, Direction::In)))
     }
 
     fn new(
@@ -54,6 +81,7 @@ impl Relay {
         idle: Duration,
         limit: Option<u64>,
         permit: Option<OwnedSemaphorePermit>,
+        trace: Option<(Arc<Trace>, Direction)>,
     ) -> Relay {
         Relay {
             inner,
@@ -62,6 +90,7 @@ impl Relay {
             waiting: false,
             limit: limit.map(|l| (l, l)),
             _permit: permit,
+            trace,
         }
     }
 }
@@ -78,9 +107,17 @@ impl Body for Relay {
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 this.waiting = false;
-                if let (Some((limit, left)), Some(Ok(frame))) = (&mut this.limit, &frame) {
-                    let len = frame.data_ref().map_or(0, |d| d.len() as u64);
+                let len = match &frame {
+                    Some(Ok(frame)) => frame.data_ref().map_or(0, |d| d.len() as u64),
+                    _ => 0,
+                };
+                if let Some((limit, left)) = &mut this.limit {
                     *left = left.checked_sub(len).ok_or(RelayError::TooLarge(*limit))?;
+                }
+                match &this.trace {
+                    Some((trace, Direction::In)) => trace.received(len),
+                    Some((trace, Direction::Out)) => trace.sent_bytes(len),
+                    None => {}
                 }
                 Poll::Ready(frame.map(|f| f.map_err(RelayError::Broken)))
             }

@@ -64,7 +64,7 @@ struct Detail<'a> {
 
 impl ProxyError {
     /// The status and machine-readable type of each error: the one place they are decided.
-    fn status_and_kind(&self) -> (StatusCode, &'static str) {
+    pub fn status_and_kind(&self) -> (StatusCode, &'static str) {
         match self {
             ProxyError::NotProxyPath => (StatusCode::NOT_FOUND, "not_found"),
             ProxyError::DotSegment => (StatusCode::BAD_REQUEST, "bad_path"),
