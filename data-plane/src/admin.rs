@@ -36,10 +36,15 @@ pub fn respond(gateway: &Gateway, path: &str) -> Option<Response<ProxyBody>> {
             let report = serde_json::to_vec(&gateway.status.report()).unwrap_or_default();
             Some(body(report, "application/json"))
         }
-        "/metrics" => Some(body(
-            gateway.metrics.handle().render().into_bytes(),
-            "text/plain; version=0.0.4; charset=utf-8",
-        )),
+        "/metrics" => {
+            if let Some(log) = &gateway.request_log {
+                log.publish(&gateway.metrics);
+            }
+            Some(body(
+                gateway.metrics.handle().render().into_bytes(),
+                "text/plain; version=0.0.4; charset=utf-8",
+            ))
+        }
         _ => None,
     }
 }

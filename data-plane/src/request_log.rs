@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use http::Method;
 use http::header::HeaderValue;
+use metrics::{Key, Level, Metadata, Recorder as _};
+use metrics_exporter_prometheus::PrometheusRecorder;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
@@ -199,6 +201,21 @@ impl RequestLog {
     /// Records waiting to be written.
     pub fn queued(&self) -> usize {
         self.queue.max_capacity() - self.queue.capacity()
+    }
+
+    /// Copies the figures into `recorder`, just before it is rendered at `/metrics`.
+    pub fn publish(&self, recorder: &PrometheusRecorder) {
+        let metadata = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+        let key = |name: &'static str| Key::from_static_name(name);
+        recorder
+            .register_counter(&key("gatehouse_request_log_dropped_total"), &metadata)
+            .absolute(self.dropped());
+        recorder
+            .register_counter(&key("gatehouse_request_log_written_total"), &metadata)
+            .absolute(self.written());
+        recorder
+            .register_gauge(&key("gatehouse_request_log_queue_depth"), &metadata)
+            .set(self.queued() as f64);
     }
 }
 

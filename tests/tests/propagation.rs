@@ -509,6 +509,16 @@ async fn the_database_stopped_for_real_costs_no_request() {
     })
     .await;
 
+    let metric = |name: &'static str| {
+        let client = client.clone();
+        let url = format!("{}/metrics", plane.url);
+        async move {
+            let text = client.get(url).send().await.unwrap().text().await.unwrap();
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        }
+    };
     cluster.stop_immediate();
     let stopped_at = Instant::now();
     wait_until(Duration::from_secs(15), "listener loss noticed", || async {
@@ -522,6 +532,9 @@ async fn the_database_stopped_for_real_costs_no_request() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Request logs could not be written meanwhile: dropped and counted, never waited for.
+    let dropped = metric("gatehouse_request_log_dropped_total").await;
+    assert!(dropped > 0.0, "drops are counted");
     cluster.restart();
     let restarted_at = Instant::now();
     let r = cp
@@ -546,4 +559,13 @@ async fn the_database_stopped_for_real_costs_no_request() {
         status_of(&client, &plane.proxy("acme/after/x"), &cp.admin_key).await,
         200
     );
+    // And logging resumes once the database is back.
+    let written = metric("gatehouse_request_log_written_total").await;
+    wait_until(
+        Duration::from_secs(10),
+        "request logs written again",
+        || async { metric("gatehouse_request_log_written_total").await > written },
+    )
+    .await;
+    println!("request log records dropped during the outage: {dropped}");
 }
