@@ -8,14 +8,21 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder
 
 use crate::Gateway;
 use crate::proxy::ProxyBody;
+use crate::request_metrics::{DURATION_BUCKETS, REQUEST_DURATION, UPSTREAM_TTFB};
 use crate::sync::status::{RELOAD_BUCKETS, RELOAD_DURATION};
 
 /// A recorder of this data plane's own; `/metrics` renders it.
 pub fn recorder() -> PrometheusRecorder {
     PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(RELOAD_DURATION.to_owned()), RELOAD_BUCKETS)
+        .and_then(|b| {
+            b.set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.to_owned()), DURATION_BUCKETS)
+        })
+        .and_then(|b| {
+            b.set_buckets_for_metric(Matcher::Full(UPSTREAM_TTFB.to_owned()), DURATION_BUCKETS)
+        })
         .map(PrometheusBuilder::build_recorder)
-        .unwrap_or_else(|_| unreachable!("RELOAD_BUCKETS is a non-empty constant"))
+        .unwrap_or_else(|_| unreachable!("the bucket lists are non-empty constants"))
 }
 
 /// The answer for an admin path, `None` for any other path.
@@ -40,6 +47,7 @@ pub fn respond(gateway: &Gateway, path: &str) -> Option<Response<ProxyBody>> {
             if let Some(log) = &gateway.request_log {
                 log.publish(&gateway.metrics);
             }
+            gateway.publish_in_flight();
             Some(body(
                 gateway.metrics.handle().render().into_bytes(),
                 "text/plain; version=0.0.4; charset=utf-8",

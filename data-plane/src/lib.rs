@@ -7,7 +7,8 @@
 //! - [`sync`]: LISTEN, snapshot reads, validate-then-swap, reporting in, the snapshot file.
 //! - [`upstream`]: HTTP clients, one per TLS profile.
 //! - [`proxy`]: the request path: auth, routing, header rewriting, errors.
-//! - [`request_log`]: per-request records, queued and written in batches off the request path.
+//! - [`request_log`]: per-request traces; records queued and written in batches off the request path.
+//! - [`request_metrics`]: request figures for `/metrics`, registered per route at table build.
 //! - [`admin`]: health, readiness, sync status and Prometheus metrics.
 //! - [`server`]: the accept loop and graceful shutdown.
 
@@ -15,6 +16,7 @@ pub mod admin;
 pub mod config;
 pub mod proxy;
 pub mod request_log;
+pub mod request_metrics;
 pub mod routing;
 pub mod server;
 pub mod sync;
@@ -51,6 +53,23 @@ pub struct Gateway {
     pub identity: sync::Identity,
     /// Where finished requests are queued for the request-log writer; `None` when logging is off.
     pub request_log: Option<Arc<request_log::RequestLog>>,
+    /// Figures of requests that found no route.
+    pub request_metrics: Arc<request_metrics::GatewayMetrics>,
+}
+
+impl Gateway {
+    /// Sets the in-flight gauge (requests, streams and tunnels not finished), for `/metrics`.
+    pub fn publish_in_flight(&self) {
+        use metrics::Recorder as _;
+        let in_flight = self.config.max_in_flight as usize - self.in_flight.available_permits();
+        let metadata = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
+        self.metrics
+            .register_gauge(
+                &metrics::Key::from_static_name("gatehouse_requests_in_flight"),
+                &metadata,
+            )
+            .set(in_flight as f64);
+    }
 }
 
 /// A running data plane: its address, and the tasks to await after signalling shutdown.
@@ -100,6 +119,7 @@ pub async fn start(
             (Some(Arc::new(log)), Some(queue))
         }
     };
+    let request_metrics = Arc::new(request_metrics::GatewayMetrics::register(&metrics));
     let gateway = Arc::new(Gateway {
         table: ArcSwap::from_pointee(routing::RoutingTable::unloaded()),
         ready: watch::Sender::new(false),
@@ -108,6 +128,7 @@ pub async fn start(
         identity: sync::Identity::new(addr),
         in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight as usize)),
         request_log,
+        request_metrics,
         config,
     });
     // Its own small pool, so a slow log write never delays a snapshot read.

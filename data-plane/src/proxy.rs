@@ -43,21 +43,26 @@ pub fn new_request_id() -> (Uuid, HeaderValue) {
 }
 
 /// Forwards one `/proxy-api/...` request; every failure becomes the gateway's JSON error. Each
-/// request is traced when request logging is on: the record is queued when its bodies end.
+/// request is traced into the metrics and, when request logging is on, a record queued when its
+/// bodies end.
 pub async fn handle(
     gateway: &Gateway,
     req: Request<Incoming>,
     peer: IpAddr,
     (id, request_id): (Uuid, HeaderValue),
 ) -> Response<ProxyBody> {
-    let mut trace = gateway.request_log.as_ref().map(|log| {
-        let path = req
-            .uri()
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        Trace::new(Arc::clone(log), id, req.method().clone(), path)
-    });
+    let path = req
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let mut trace = Some(Trace::new(
+        gateway.request_log.clone(),
+        Arc::clone(&gateway.request_metrics),
+        id,
+        req.method().clone(),
+        path,
+    ));
     // Shed load before doing any work (RELIABILITY S11).
     let result = match Arc::clone(&gateway.in_flight).try_acquire_owned() {
         Ok(permit) => forward(gateway, req, peer, &request_id, permit, &mut trace).await,

@@ -1,4 +1,5 @@
-//! Request logs (SPEC §3): one record per proxied request, handed to a bounded queue without
+//! Request traces and logs (SPEC §3): every proxied request is traced into the metrics, and, when
+//! request logging is on, one record per request is handed to a bounded queue without
 //! waiting and written to PostgreSQL in batches by a background task. When the database is slow
 //! or down the queue fills and records are dropped and counted; the proxy never blocks on it.
 
@@ -15,6 +16,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
+use crate::request_metrics::GatewayMetrics;
 use crate::routing::{Caller, Route};
 
 /// One finished request, as queued: names are shared with the routing table and bytes with the
@@ -46,7 +48,9 @@ pub struct Entry {
 /// A request being traced. Filled in along the request path; shared by the request and response
 /// bodies, which count bytes into it; queued as an [`Entry`] when the last of them lets go.
 pub struct Trace {
-    log: Arc<RequestLog>,
+    /// `None` when request logging is off; metrics are always kept.
+    log: Option<Arc<RequestLog>>,
+    metrics: Arc<GatewayMetrics>,
     started: Instant,
     started_at: DateTime<Utc>,
     request_id: Uuid,
@@ -66,13 +70,15 @@ pub struct Trace {
 
 impl Trace {
     pub fn new(
-        log: Arc<RequestLog>,
+        log: Option<Arc<RequestLog>>,
+        metrics: Arc<GatewayMetrics>,
         request_id: Uuid,
         method: Method,
         path: http::uri::PathAndQuery,
     ) -> Trace {
         Trace {
             log,
+            metrics,
             started: Instant::now(),
             started_at: Utc::now(),
             request_id,
@@ -133,13 +139,26 @@ impl Trace {
 
 impl Drop for Trace {
     fn drop(&mut self) {
+        let latency = self.started.elapsed();
+        let status = self.status.load(Ordering::Relaxed);
+        let ttfb = self.upstream_ttfb_us.load(Ordering::Relaxed);
+        let ttfb = (ttfb != u64::MAX).then_some(ttfb);
+        let bytes_in = self.bytes_in.load(Ordering::Relaxed);
+        let bytes_out = self.bytes_out.load(Ordering::Relaxed);
+        self.metrics.observe(
+            self.route.as_ref().map(|r| &r.metrics),
+            status,
+            latency.as_secs_f64(),
+            ttfb.map(|us| us as f64 / 1e6),
+            (bytes_in, bytes_out),
+        );
+        let Some(log) = &self.log else { return };
         let (account, endpoint) = match (&self.route, &self.names) {
             (Some(route), _) => (Arc::clone(&route.account), Arc::clone(&route.endpoint)),
             (None, Some((account, endpoint))) => (Arc::clone(account), Arc::clone(endpoint)),
             (None, None) => (Arc::from(""), Arc::from("")),
         };
-        let ttfb = self.upstream_ttfb_us.load(Ordering::Relaxed);
-        self.log.record(Entry {
+        log.record(Entry {
             request_id: self.request_id,
             started_at: self.started_at,
             account,
@@ -150,11 +169,11 @@ impl Drop for Trace {
             key_id: self.caller.as_ref().map(|c| c.key_id),
             method: std::mem::take(&mut self.method),
             path: self.path.clone(),
-            status: self.status.load(Ordering::Relaxed),
-            latency_us: self.started.elapsed().as_micros() as u64,
-            upstream_ttfb_us: (ttfb != u64::MAX).then_some(ttfb),
-            bytes_in: self.bytes_in.load(Ordering::Relaxed),
-            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            status,
+            latency_us: latency.as_micros() as u64,
+            upstream_ttfb_us: ttfb,
+            bytes_in,
+            bytes_out,
             error_type: self.error_type.get().copied(),
             traceparent: self.traceparent.take(),
         });

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use http::header::{HeaderName, HeaderValue};
 use http::uri::{Authority, Scheme};
+use metrics_exporter_prometheus::PrometheusRecorder;
 use shared::api_key::KeyDigest;
 use shared::base_url::{self, BaseUrl};
 use shared::crypto::{self, Keyring, open_header_auth};
@@ -14,6 +15,7 @@ use shared::model::HeaderAuth;
 use shared::snapshot::{IntegrationSnapshot, Snapshot};
 use uuid::Uuid;
 
+use crate::request_metrics::RouteMetrics;
 use crate::upstream::{Clients, ProfileClients};
 
 /// One snapshot's worth of routes and keys.
@@ -58,6 +60,7 @@ pub struct Route {
     pub denied: bool,
     /// Request bodies above this many bytes get 413 (RELIABILITY S11).
     pub body_limit: Option<u64>,
+    pub metrics: RouteMetrics,
 }
 
 impl Route {
@@ -95,6 +98,7 @@ impl RoutingTable {
         snapshot: &Snapshot,
         keyring: &Keyring,
         clients: &mut Clients,
+        recorder: &PrometheusRecorder,
     ) -> Result<RoutingTable, BuildError> {
         let accounts_by_id: HashMap<Uuid, _> =
             snapshot.accounts.iter().map(|a| (a.id, a)).collect();
@@ -147,6 +151,7 @@ impl RoutingTable {
                 endpoint: integration.name.as_str().into(),
                 account_id: account.id,
                 integration_id: integration.id,
+                metrics: RouteMetrics::register(recorder, &account.name, &integration.name),
                 scheme: match base.scheme {
                     base_url::Scheme::Http => Scheme::HTTP,
                     base_url::Scheme::Https => Scheme::HTTPS,

@@ -234,6 +234,7 @@ impl Sync {
             snapshot,
             &self.gateway.config.encryption_keys,
             &mut self.clients,
+            &self.gateway.metrics,
         )?;
         let status = &self.gateway.status;
         if table.version < status.applied_version() {

@@ -212,6 +212,7 @@ async fn reload_cost_by_table_size() {
             data_plane::upstream::Clients::new(Duration::from_secs(5), Default::default());
         let keyring =
             shared::crypto::Keyring::parse(gatehouse_tests::TEST_ENCRYPTION_KEYS).unwrap();
+        let recorder = data_plane::admin::recorder();
         let mut reloads = Vec::new();
         let mut reads = Vec::new();
         let mut builds = Vec::new();
@@ -223,8 +224,13 @@ async fn reload_cost_by_table_size() {
             let started = Instant::now();
             let snapshot = data_plane::sync::snapshot::load(&db).await.unwrap();
             let read = started.elapsed();
-            let table = data_plane::routing::RoutingTable::build(&snapshot, &keyring, &mut clients)
-                .unwrap();
+            let table = data_plane::routing::RoutingTable::build(
+                &snapshot,
+                &keyring,
+                &mut clients,
+                &recorder,
+            )
+            .unwrap();
             let total = started.elapsed();
             assert_eq!(table.route_count() as i64, size.max(10));
             drop(snapshot);

@@ -244,6 +244,53 @@ async fn proxied_requests_are_found_with_their_figures_and_only_by_those_who_may
         (404, "nope", Some("not_found"))
     );
 
+    // The same requests in the metrics: per route and status class, no ids, no paths.
+    let refused_key = client
+        .get(plane.proxy("acme/svc/x"))
+        .bearer_auth("gh_nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused_key.status(), 401);
+    let metrics = client
+        .get(format!("{}/metrics", plane.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |line_start: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {line_start} in\n{metrics}"))
+    };
+    assert_eq!(
+        value(r#"gatehouse_requests_total{account="acme",endpoint="svc",status_class="2xx"}"#),
+        2.0
+    );
+    assert_eq!(
+        value(r#"gatehouse_requests_total{account="",endpoint="",status_class="4xx"}"#),
+        2.0,
+        "the unknown endpoint and the refused key"
+    );
+    assert_eq!(value("gatehouse_auth_failures_total"), 1.0);
+    assert_eq!(
+        value(r#"gatehouse_request_duration_seconds_count{account="acme",endpoint="svc"}"#),
+        2.0
+    );
+    assert_eq!(
+        value(r#"gatehouse_request_bytes_total{account="acme",endpoint="svc"}"#),
+        100.0
+    );
+    assert!(metrics.contains("gatehouse_upstream_ttfb_seconds_bucket"));
+    assert!(
+        !metrics.contains("user:") && !metrics.contains("/v1/"),
+        "no subjects, no paths"
+    );
+
     let eve = cp.client(&eve_key);
     assert_eq!(eve.get("/traces").await.json.as_array().unwrap().len(), 0);
     assert_eq!(eve.get(&format!("/traces/{}", sent[0].0)).await.status, 404);
