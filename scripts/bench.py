@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -118,8 +119,8 @@ def nginx_conf(workdir, name, port, workers, upstream_only=False):
             keepalive_requests 1000000;
             root {workdir}/www;
             location = /sse {{ default_type text/event-stream; }}
-            # POST to a static file is a 405 in nginx; answer it with the file instead.
-            location = /post {{ error_page 405 =200 /1k; }}
+            # Static files refuse POST: answer 1 KiB, discarding the body.
+            location = /post {{ default_type application/octet-stream; return 200 "{"x" * 1024}"; }}
         }}"""
     else:
         http_body = f"""
@@ -216,7 +217,12 @@ def main():
     parser.add_argument("--bin-dir", default=os.path.join(ROOT, "target", "release"))
     parser.add_argument("--out", help="also write the markdown table to this file")
     args = parser.parse_args()
-    database_url = os.environ["DATABASE_URL"]
+    # A database of its own: whatever else lives in DATABASE_URL (sealed with other keys, say)
+    # must not change what is measured.
+    base_url = os.environ["DATABASE_URL"]
+    bench_db = f"gatehouse_bench_{os.getpid()}"
+    subprocess.run(["psql", base_url, "-qc", f"create database {bench_db}"], check=True)
+    database_url = urllib.parse.urlunparse(urllib.parse.urlparse(base_url)._replace(path="/" + bench_db))
     for tool in ["nginx", "wrk", "taskset"]:
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
             raise SystemExit(f"bench: {tool} is required (./scripts/bench installs nginx and wrk)")
@@ -224,6 +230,8 @@ def main():
     server_cpus, load_cpus = ("1", "0") if args.pinned else (None, None)
 
     workdir = tempfile.mkdtemp(prefix="gatehouse-bench-")
+    # nginx workers run as an unprivileged user when started as root: let them read the files.
+    os.chmod(workdir, 0o755)
     os.makedirs(os.path.join(workdir, "www"))
     with open(os.path.join(workdir, "www", "1k"), "wb") as f:
         f.write(b"x" * 1024)
@@ -298,6 +306,7 @@ def main():
     finally:
         procs.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)
+        subprocess.run(["psql", base_url, "-qc", f"drop database if exists {bench_db}"], check=False)
 
 
 def report(results, args):
@@ -329,4 +338,6 @@ def report(results, args):
 
 
 if __name__ == "__main__":
+    # A SIGTERM must still stop every process started (the finally block in main).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     main()
