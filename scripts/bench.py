@@ -27,10 +27,13 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PORTS = {"upstream": 18181, "nginx-1": 18182, "nginx-auto": 18183, "control": 18184, "gatehouse": 18185}
+PORTS = {"upstream": 18181, "nginx-1": 18182, "nginx-auto": 18183, "control": 18184, "gatehouse": 18185,
+         "gatehouse-nolog": 18186}
 SECRET = "bench-upstream-secret"
 
-# name -> (method, upstream path, connections, content for POST)
+TARGETS = ["direct", "nginx-1", "nginx-auto", "gatehouse", "gatehouse-nolog"]
+
+# name -> (method, upstream path, connections)
 SCENARIOS = {
     "get-1k-c32": ("GET", "/1k", 32),
     "get-1k-c256": ("GET", "/1k", 256),
@@ -271,17 +274,24 @@ def main():
         gatehouse = procs.start("gatehouse", [os.path.join(args.bin_dir, "data-plane"), "--listen",
                                               f"127.0.0.1:{PORTS['gatehouse']}"], env=env, cpus=server_cpus,
                                 log_path=os.path.join(workdir, "data-plane.log"))
+        # The same data plane with request logging off: what logging costs, in the same run.
+        nolog = procs.start("gatehouse-nolog", [os.path.join(args.bin_dir, "data-plane"), "--listen",
+                                                f"127.0.0.1:{PORTS['gatehouse-nolog']}"],
+                            env=dict(env, REQUEST_LOG_QUEUE="0"), cpus=server_cpus,
+                            log_path=os.path.join(workdir, "data-plane-nolog.log"))
         for port in [PORTS["upstream"], PORTS["nginx-1"], PORTS["nginx-auto"]]:
             prefix = "" if port == PORTS["upstream"] else "/proxy-api/bench/up"
             wait_http(f"http://127.0.0.1:{port}{prefix}/1k")
-        wait_http(f"http://127.0.0.1:{PORTS['gatehouse']}/proxy-api/bench/up/1k",
-                  headers={"Authorization": f"Bearer {key}"})
+        for target in ["gatehouse", "gatehouse-nolog"]:
+            wait_http(f"http://127.0.0.1:{PORTS[target]}/proxy-api/bench/up/1k",
+                      headers={"Authorization": f"Bearer {key}"})
 
         targets = {
             "direct": (PORTS["upstream"], "", None, None),
             "nginx-1": (PORTS["nginx-1"], "/proxy-api/bench/up", None, nginx1.pid),
             "nginx-auto": (PORTS["nginx-auto"], "/proxy-api/bench/up", None, nginxa.pid),
             "gatehouse": (PORTS["gatehouse"], "/proxy-api/bench/up", key, gatehouse.pid),
+            "gatehouse-nolog": (PORTS["gatehouse-nolog"], "/proxy-api/bench/up", key, nolog.pid),
         }
         results = {}  # (scenario, target) -> list of per-round dicts
         for round_no in range(args.rounds):
@@ -318,7 +328,7 @@ def report(results, args):
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     scenarios = args.scenarios.split(",")
     for scenario in scenarios:
-        for target in ["direct", "nginx-1", "nginx-auto", "gatehouse"]:
+        for target in TARGETS:
             runs = results[(scenario, target)]
             nginx_runs = results[(scenario, "nginx-1")]
             direct_runs = results[(scenario, "direct")]
@@ -334,6 +344,11 @@ def report(results, args):
                 f"| {scenario} | {target} | {med(r['rps'] for r in runs):.0f} | {med(r['p50_ms'] for r in runs):.2f} | "
                 f"{med(r['p99_ms'] for r in runs):.2f} | {med(r['p999_ms'] for r in runs):.2f} | – | – | "
                 f"{vs_nginx:.2f} | {vs_direct:.2f} | {sum(r['errors'] + r['non2xx'] for r in runs)} |")
+    lines += ["", "Request logging's cost: gatehouse req/s ÷ gatehouse-nolog req/s, median of per-round ratios:", ""]
+    for scenario in scenarios:
+        ratio = med(a["rps"] / b["rps"] for a, b in zip(results[(scenario, "gatehouse")],
+                                                          results[(scenario, "gatehouse-nolog")]))
+        lines.append(f"- {scenario}: {ratio:.3f} ({(1 - ratio) * 100:+.1f}% throughput)")
     return "\n".join(lines) + "\n"
 
 

@@ -33,7 +33,9 @@ use crate::http::json::ApiJson;
 use crate::http::paging::PageQuery;
 use crate::http::patch::patched;
 use crate::provider_accounts::authorize;
-use crate::secrets::header_auth_to_store;
+use crate::secrets::{
+    custom_headers_to_store, header_auth_to_store, masked_custom_headers, validate_secret_names,
+};
 use crate::subjects::resolve_all;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -52,6 +54,9 @@ pub struct IntegrationInput {
     pub header_auth: Option<HeaderAuth>,
     #[serde(default)]
     pub custom_headers: BTreeMap<String, String>,
+    /// Names of custom headers whose values are secret: sealed at rest, masked on reads.
+    #[serde(default)]
+    pub secret_custom_headers: Vec<String>,
     #[serde(default)]
     pub tls: TlsSettings,
     #[serde(default)]
@@ -70,6 +75,7 @@ impl IntegrationInput {
             auth.validate()?;
         }
         validate_header_map("custom_headers", &self.custom_headers)?;
+        validate_secret_names(&self.custom_headers, &self.secret_custom_headers)?;
         if self
             .max_request_body_bytes
             .is_some_and(|n| n == 0 || i64::try_from(n).is_err())
@@ -120,6 +126,7 @@ pub struct IntegrationView {
     pub base_url: String,
     pub header_auth: Option<HeaderAuth>,
     pub custom_headers: BTreeMap<String, String>,
+    pub secret_custom_headers: Vec<String>,
     pub tls: TlsSettings,
     #[schema(value_type = Vec<String>)]
     pub authorized_subjects: Vec<Subject>,
@@ -136,6 +143,7 @@ struct IntegrationRow {
     base_url: String,
     header_auth: Option<DbJson<HeaderAuth>>,
     custom_headers: DbJson<BTreeMap<String, String>>,
+    secret_custom_headers: Vec<String>,
     tls_reject_unauthorized: bool,
     tls_ca_certs: Option<String>,
     authorized_subjects: DbJson<Vec<Subject>>,
@@ -156,7 +164,11 @@ impl IntegrationRow {
             name: self.name,
             base_url: self.base_url,
             header_auth: self.header_auth.map(|a| a.0.masked()),
-            custom_headers: self.custom_headers.0,
+            custom_headers: masked_custom_headers(
+                &self.custom_headers.0,
+                &self.secret_custom_headers,
+            ),
+            secret_custom_headers: self.secret_custom_headers,
             tls: TlsSettings {
                 reject_unauthorized: self.tls_reject_unauthorized,
                 ca_certs: self.tls_ca_certs,
@@ -172,6 +184,7 @@ impl IntegrationRow {
 /// Integrations of account `$1`, optionally only the one named `$2`.
 const SELECT: &str =
     "select i.id, a.name as account, i.name, i.base_url, i.header_auth, i.custom_headers,
+        i.secret_custom_headers,
         i.tls_reject_unauthorized, i.tls_ca_certs, i.max_request_body_bytes, i.created_at,
         i.updated_at,
         coalesce((select json_agg(s.kind || ':' || s.name order by s.kind, s.name)
@@ -251,6 +264,13 @@ async fn create(
         crypto::INTEGRATIONS,
         id,
         input.header_auth.take(),
+        None,
+    )?;
+    input.custom_headers = custom_headers_to_store(
+        &state.keyring,
+        crypto::INTEGRATIONS,
+        id,
+        (&input.custom_headers, &input.secret_custom_headers),
         None,
     )?;
     sqlx::query(
@@ -333,6 +353,10 @@ async fn write_replacement(
     let row = fetch(&mut tx, account_id, endpoint).await?;
     if_match.check(row.updated_at)?;
     let (id, stored_auth) = (row.id, row.header_auth.as_ref().map(|a| a.0.clone()));
+    let stored_custom = (
+        row.custom_headers.0.clone(),
+        row.secret_custom_headers.clone(),
+    );
     let mut input = build(&row.view())?;
     input.validate()?;
     check_upstream_address(&state.upstream_deny, &input.base_url).await?;
@@ -342,6 +366,13 @@ async fn write_replacement(
         id,
         input.header_auth.take(),
         stored_auth.as_ref(),
+    )?;
+    input.custom_headers = custom_headers_to_store(
+        &state.keyring,
+        crypto::INTEGRATIONS,
+        id,
+        (&input.custom_headers, &input.secret_custom_headers),
+        Some((&stored_custom.0, &stored_custom.1)),
     )?;
     sqlx::query(
         "update integrations set name = $2, base_url = $3, updated_at = now() where id = $1",
@@ -373,7 +404,7 @@ async fn write_fields(
     sqlx::query(
         "update integrations
          set header_auth = $2, custom_headers = $3, tls_reject_unauthorized = $4, tls_ca_certs = $5,
-             max_request_body_bytes = $6
+             max_request_body_bytes = $6, secret_custom_headers = $7
          where id = $1",
     )
     .bind(id)
@@ -383,6 +414,7 @@ async fn write_fields(
     .bind(&input.tls.ca_certs)
     // validate() keeps it within i64.
     .bind(input.max_request_body_bytes.map(|n| n as i64))
+    .bind(&input.secret_custom_headers)
     .execute(&mut **tx)
     .await?;
     let subjects = resolve_all(tx, "authorized_subjects", &input.authorized_subjects).await?;

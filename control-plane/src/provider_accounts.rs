@@ -29,7 +29,9 @@ use crate::http::etag::{IfMatch, Tagged};
 use crate::http::json::ApiJson;
 use crate::http::paging::PageQuery;
 use crate::http::patch::patched;
-use crate::secrets::header_auth_to_store;
+use crate::secrets::{
+    custom_headers_to_store, header_auth_to_store, masked_custom_headers, validate_secret_names,
+};
 use crate::subjects::resolve_all;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -58,6 +60,9 @@ pub struct AccountInput {
     pub header_auth: Option<HeaderAuth>,
     #[serde(default)]
     pub custom_headers: BTreeMap<String, String>,
+    /// Names of custom headers whose values are secret: sealed at rest, masked on reads.
+    #[serde(default)]
+    pub secret_custom_headers: Vec<String>,
     #[serde(default)]
     pub collaborators: Vec<Collaborator>,
 }
@@ -68,7 +73,8 @@ impl AccountInput {
         if let Some(auth) = &self.header_auth {
             auth.validate()?;
         }
-        validate_header_map("custom_headers", &self.custom_headers)
+        validate_header_map("custom_headers", &self.custom_headers)?;
+        validate_secret_names(&self.custom_headers, &self.secret_custom_headers)
     }
 }
 
@@ -80,6 +86,7 @@ pub struct AccountView {
     pub endpoint_type: Option<EndpointType>,
     pub header_auth: Option<HeaderAuth>,
     pub custom_headers: BTreeMap<String, String>,
+    pub secret_custom_headers: Vec<String>,
     pub collaborators: Vec<Collaborator>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -92,6 +99,7 @@ struct AccountRow {
     endpoint_type: Option<String>,
     header_auth: Option<DbJson<HeaderAuth>>,
     custom_headers: DbJson<BTreeMap<String, String>>,
+    secret_custom_headers: Vec<String>,
     collaborators: DbJson<Vec<Collaborator>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -109,7 +117,11 @@ impl AccountRow {
             name: self.name,
             endpoint_type: self.endpoint_type.as_deref().and_then(EndpointType::parse),
             header_auth: self.header_auth.map(|a| a.0.masked()),
-            custom_headers: self.custom_headers.0,
+            custom_headers: masked_custom_headers(
+                &self.custom_headers.0,
+                &self.secret_custom_headers,
+            ),
+            secret_custom_headers: self.secret_custom_headers,
             collaborators: self.collaborators.0,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -120,7 +132,8 @@ impl AccountRow {
 /// Columns of [`AccountRow`]; `$1` is the caller's subject id.
 fn select_accounts(filter: &str) -> String {
     format!(
-        "select a.id, a.name, a.endpoint_type, a.header_auth, a.custom_headers, a.created_at, a.updated_at,
+        "select a.id, a.name, a.endpoint_type, a.header_auth, a.custom_headers, a.secret_custom_headers,
+                a.created_at, a.updated_at,
                 coalesce((select json_agg(json_build_object('subject', s.kind || ':' || s.name, 'role', c.role)
                                           order by s.kind, s.name)
                           from collaborators c join subjects s on s.id = c.subject_id
@@ -272,16 +285,25 @@ async fn create(
         input.header_auth.take(),
         None,
     )?;
+    let custom_headers = custom_headers_to_store(
+        &state.keyring,
+        crypto::ACCOUNTS,
+        id,
+        (&input.custom_headers, &input.secret_custom_headers),
+        None,
+    )?;
     let mut tx = state.db.begin().await?;
     sqlx::query(
-        "insert into provider_accounts (id, name, endpoint_type, header_auth, custom_headers)
-         values ($1, $2, $3, $4, $5)",
+        "insert into provider_accounts
+             (id, name, endpoint_type, header_auth, custom_headers, secret_custom_headers)
+         values ($1, $2, $3, $4, $5, $6)",
     )
     .bind(id)
     .bind(&input.name)
     .bind(input.endpoint_type.map(EndpointType::as_str))
     .bind(header_auth.map(DbJson))
-    .bind(DbJson(&input.custom_headers))
+    .bind(DbJson(&custom_headers))
+    .bind(&input.secret_custom_headers)
     .execute(&mut *tx)
     .await?;
     set_collaborators(&mut tx, id, &input.collaborators).await?;
@@ -349,6 +371,10 @@ async fn write_replacement(
     let row = load_managed(&mut tx, caller, name, if_match).await?;
     let id = row.id;
     let stored_auth = row.header_auth.as_ref().map(|a| a.0.clone());
+    let stored_custom = (
+        row.custom_headers.0.clone(),
+        row.secret_custom_headers.clone(),
+    );
     let mut input = build(&row.view())?;
     input.validate()?;
     let header_auth = header_auth_to_store(
@@ -358,16 +384,25 @@ async fn write_replacement(
         input.header_auth.take(),
         stored_auth.as_ref(),
     )?;
+    let custom_headers = custom_headers_to_store(
+        &state.keyring,
+        crypto::ACCOUNTS,
+        id,
+        (&input.custom_headers, &input.secret_custom_headers),
+        Some((&stored_custom.0, &stored_custom.1)),
+    )?;
     sqlx::query(
         "update provider_accounts
-         set name = $2, endpoint_type = $3, header_auth = $4, custom_headers = $5, updated_at = now()
+         set name = $2, endpoint_type = $3, header_auth = $4, custom_headers = $5,
+             secret_custom_headers = $6, updated_at = now()
          where id = $1",
     )
     .bind(id)
     .bind(&input.name)
     .bind(input.endpoint_type.map(EndpointType::as_str))
     .bind(header_auth.map(DbJson))
-    .bind(DbJson(&input.custom_headers))
+    .bind(DbJson(&custom_headers))
+    .bind(&input.secret_custom_headers)
     .execute(&mut *tx)
     .await?;
     set_collaborators(&mut tx, id, &input.collaborators).await?;

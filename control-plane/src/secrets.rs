@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use shared::crypto::{Keyring, open_header_auth, seal_header_auth};
+use shared::crypto::{
+    Field, Keyring, open_header_auth, open_headers, seal_header_auth, seal_headers,
+};
 use shared::model::{HeaderAuth, MASK};
 use shared::validation::FieldError;
 use uuid::Uuid;
@@ -25,6 +27,78 @@ pub fn header_auth_to_store(
         .transpose()?;
     let new = unmask_header_auth(new, stored.as_ref())?;
     Ok(new.map(|auth| seal_header_auth(keyring, table, row, &auth)))
+}
+
+/// Whether `name` is among `secret` names (header names ignore case).
+pub fn is_secret(secret: &[String], name: &str) -> bool {
+    secret.iter().any(|s| s.eq_ignore_ascii_case(name))
+}
+
+/// Custom headers as read: the secret ones masked.
+pub fn masked_custom_headers(
+    headers: &BTreeMap<String, String>,
+    secret: &[String],
+) -> BTreeMap<String, String> {
+    headers
+        .iter()
+        .map(|(name, value)| match is_secret(secret, name) {
+            true => (name.clone(), MASK.to_owned()),
+            false => (name.clone(), value.clone()),
+        })
+        .collect()
+}
+
+/// Every secret name must be one of the custom headers.
+pub fn validate_secret_names(
+    headers: &BTreeMap<String, String>,
+    secret: &[String],
+) -> Result<(), FieldError> {
+    for (i, name) in secret.iter().enumerate() {
+        if !headers.keys().any(|h| h.eq_ignore_ascii_case(name)) {
+            return Err(FieldError::new(
+                format!("secret_custom_headers[{i}]"),
+                format!("{name} is not one of custom_headers"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The custom headers to store for row `row` of `table`: masked secret values taken from what is
+/// `stored`, then every secret value sealed.
+pub fn custom_headers_to_store(
+    keyring: &Keyring,
+    table: &str,
+    row: Uuid,
+    new: (&BTreeMap<String, String>, &[String]),
+    stored: Option<(&BTreeMap<String, String>, &[String])>,
+) -> ApiResult<BTreeMap<String, String>> {
+    let (headers, secret) = new;
+    let at = (table, row, Field::CustomHeaders);
+    let stored = stored
+        .map(|(map, names)| open_headers(keyring, at, map, |n| is_secret(names, n)))
+        .transpose()?;
+    let mut unmasked = BTreeMap::new();
+    for (name, value) in headers {
+        let value = if is_secret(secret, name) && value == MASK {
+            stored
+                .as_ref()
+                .and_then(|old| old.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)))
+                .map(|(_, v)| v.clone())
+                .ok_or_else(|| {
+                    FieldError::new(
+                        format!("custom_headers.{name}"),
+                        "is masked but no value is stored for it: send the real value",
+                    )
+                })?
+        } else {
+            value.clone()
+        };
+        unmasked.insert(name.clone(), value);
+    }
+    Ok(seal_headers(keyring, at, &unmasked, |n| {
+        is_secret(secret, n)
+    }))
 }
 
 /// `new` with every masked value replaced by the stored value of the same header in `old`.

@@ -2,7 +2,7 @@
 //! that a request does lookups and copies of shared bytes, nothing more (RELIABILITY P7: a table
 //! is either fully built or not used at all).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use http::header::{HeaderName, HeaderValue};
@@ -10,9 +10,9 @@ use http::uri::{Authority, Scheme};
 use metrics_exporter_prometheus::PrometheusRecorder;
 use shared::api_key::KeyDigest;
 use shared::base_url::{self, BaseUrl};
-use shared::crypto::{self, Keyring, open_header_auth};
+use shared::crypto::{self, Field, Keyring, open_header_auth, open_headers};
 use shared::model::HeaderAuth;
-use shared::snapshot::{IntegrationSnapshot, Snapshot};
+use shared::snapshot::Snapshot;
 use uuid::Uuid;
 
 use crate::request_metrics::RouteMetrics;
@@ -137,9 +137,31 @@ impl RoutingTable {
             }
             .transpose()
             .map_err(|e| fail(format!("header auth: {e}")))?;
-            let inject =
-                injected_headers(&account.custom_headers, integration, header_auth.as_ref())
-                    .map_err(fail)?;
+            let open_custom = |table, row, headers, secret: &[String]| {
+                let at = (table, row, Field::CustomHeaders);
+                open_headers(keyring, at, headers, |n| is_listed(secret, n))
+                    .map_err(|e| fail(format!("secret custom header: {e}")))
+            };
+            let account_custom = open_custom(
+                crypto::ACCOUNTS,
+                account.id,
+                &account.custom_headers,
+                &account.secret_custom_headers,
+            )?;
+            let integration_custom = open_custom(
+                crypto::INTEGRATIONS,
+                integration.id,
+                &integration.custom_headers,
+                &integration.secret_custom_headers,
+            )?;
+            let inject = injected_headers(
+                [
+                    (&account_custom, &account.secret_custom_headers),
+                    (&integration_custom, &integration.secret_custom_headers),
+                ],
+                header_auth.as_ref(),
+            )
+            .map_err(fail)?;
             let allowed_ids = if integration.authorized_subjects.is_empty() {
                 &account.collaborators
             } else {
@@ -225,19 +247,20 @@ impl RoutingTable {
 
 /// SPEC §2 precedence, last wins: account custom headers < integration custom headers <
 /// effective header auth. Names compare case-insensitively (HeaderName lowercases).
+/// Custom headers are given opened, with the names of their secret ones, which are marked
+/// sensitive like every header auth value.
 fn injected_headers(
-    account_custom: &std::collections::BTreeMap<String, String>,
-    integration: &IntegrationSnapshot,
+    custom: [(&BTreeMap<String, String>, &Vec<String>); 2],
     header_auth: Option<&HeaderAuth>,
 ) -> Result<Box<[(HeaderName, HeaderValue)]>, String> {
     let mut merged: Vec<(HeaderName, HeaderValue)> = Vec::new();
-    let layers = [
-        (account_custom, false),
-        (&integration.custom_headers, false),
-    ];
-    let auth_layer = header_auth.map(|a| (a.headers(), true));
-    for (headers, sensitive) in layers.into_iter().chain(auth_layer) {
+    let all: Vec<String> = header_auth
+        .map(|a| a.headers().keys().cloned().collect())
+        .unwrap_or_default();
+    let auth_layer = header_auth.map(|a| (a.headers(), &all));
+    for (headers, secret) in custom.into_iter().chain(auth_layer) {
         for (name, value) in headers {
+            let sensitive = is_listed(secret, name);
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| format!("invalid header name {name:?}"))?;
             // The value is never echoed: it may be a credential.
@@ -251,11 +274,14 @@ fn injected_headers(
     Ok(merged.into_boxed_slice())
 }
 
+/// Whether `name` is in `names`, ignoring case as header names do.
+fn is_listed(names: &[String], name: &str) -> bool {
+    names.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::model::TlsSettings;
-    use std::collections::BTreeMap;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -264,35 +290,24 @@ mod tests {
             .collect()
     }
 
-    fn integration(custom: &[(&str, &str)]) -> IntegrationSnapshot {
-        IntegrationSnapshot {
-            id: Uuid::nil(),
-            account_id: Uuid::nil(),
-            name: "e".into(),
-            base_url: "http://h".into(),
-            header_auth: None,
-            custom_headers: map(custom),
-            tls: TlsSettings::default(),
-            authorized_subjects: vec![],
-            max_request_body_bytes: None,
-        }
-    }
-
     #[test]
     fn precedence_is_account_then_integration_then_auth() {
         let account = map(&[("X-A", "account"), ("X-B", "account")]);
         let auth = HeaderAuth::Header {
             headers: map(&[("x-b", "secret")]),
         };
-        let merged = injected_headers(
-            &account,
-            &integration(&[("x-a", "integration")]),
-            Some(&auth),
-        )
-        .unwrap();
+        let integration = map(&[("x-a", "integration"), ("X-Token", "t0k3n")]);
+        let secret = vec!["x-token".to_owned()];
+        let merged =
+            injected_headers([(&account, &vec![]), (&integration, &secret)], Some(&auth)).unwrap();
         let get = |n: &str| merged.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-        assert_eq!(merged.len(), 2);
+        assert_eq!(merged.len(), 3);
         assert_eq!(get("x-a").unwrap(), "integration");
+        assert!(!get("x-a").unwrap().is_sensitive());
+        assert!(
+            get("x-token").unwrap().is_sensitive(),
+            "secret custom headers are sensitive"
+        );
         let auth_value = get("x-b").unwrap();
         assert_eq!(auth_value, "secret");
         assert!(auth_value.is_sensitive());

@@ -136,9 +136,59 @@ impl Keyring {
     }
 }
 
-/// What a header auth value is bound to: its table, row and header name.
-fn aad(table: &str, row: uuid::Uuid, header: &str) -> String {
-    format!("{table}/{row}/header_auth/{}", header.to_ascii_lowercase())
+/// Which stored header map a sealed value belongs to.
+#[derive(Debug, Clone, Copy)]
+pub enum Field {
+    HeaderAuth,
+    /// Custom header values an operator marked secret.
+    CustomHeaders,
+}
+
+/// What a sealed header value is bound to: its table, row, field and header name.
+fn aad(table: &str, row: uuid::Uuid, field: Field, header: &str) -> String {
+    let field = match field {
+        Field::HeaderAuth => "header_auth",
+        Field::CustomHeaders => "custom_headers",
+    };
+    format!("{table}/{row}/{field}/{}", header.to_ascii_lowercase())
+}
+
+/// `headers` with the values of the names `secret` accepts sealed for `field` of row `row`.
+pub fn seal_headers(
+    keyring: &Keyring,
+    (table, row, field): (&str, uuid::Uuid, Field),
+    headers: &BTreeMap<String, String>,
+    secret: impl Fn(&str) -> bool,
+) -> BTreeMap<String, String> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let value = match secret(name) {
+                true => keyring.seal(value, &aad(table, row, field, name)),
+                false => value.clone(),
+            };
+            (name.clone(), value)
+        })
+        .collect()
+}
+
+/// The reverse of [`seal_headers`]; fails on the first sealed value that does not open.
+pub fn open_headers(
+    keyring: &Keyring,
+    (table, row, field): (&str, uuid::Uuid, Field),
+    headers: &BTreeMap<String, String>,
+    secret: impl Fn(&str) -> bool,
+) -> Result<BTreeMap<String, String>, CryptoError> {
+    headers
+        .iter()
+        .map(|(name, value)| match secret(name) {
+            true => Ok((
+                name.clone(),
+                keyring.open(value, &aad(table, row, field, name))?,
+            )),
+            false => Ok((name.clone(), value.clone())),
+        })
+        .collect()
 }
 
 /// Every value of `auth` sealed for row `row` of `table`.
@@ -148,11 +198,12 @@ pub fn seal_header_auth(
     row: uuid::Uuid,
     auth: &HeaderAuth,
 ) -> HeaderAuth {
-    let headers = auth
-        .headers()
-        .iter()
-        .map(|(name, value)| (name.clone(), keyring.seal(value, &aad(table, row, name))))
-        .collect();
+    let headers = seal_headers(
+        keyring,
+        (table, row, Field::HeaderAuth),
+        auth.headers(),
+        |_| true,
+    );
     HeaderAuth::Header { headers }
 }
 
@@ -163,11 +214,12 @@ pub fn open_header_auth(
     row: uuid::Uuid,
     auth: &HeaderAuth,
 ) -> Result<HeaderAuth, CryptoError> {
-    let headers = auth
-        .headers()
-        .iter()
-        .map(|(name, value)| Ok((name.clone(), keyring.open(value, &aad(table, row, name))?)))
-        .collect::<Result<_, CryptoError>>()?;
+    let headers = open_headers(
+        keyring,
+        (table, row, Field::HeaderAuth),
+        auth.headers(),
+        |_| true,
+    )?;
     Ok(HeaderAuth::Header { headers })
 }
 

@@ -23,6 +23,8 @@ pub struct AccountSnapshot {
     pub name: String,
     pub header_auth: Option<HeaderAuth>,
     pub custom_headers: BTreeMap<String, String>,
+    /// Custom headers whose values are sealed, like header auth.
+    pub secret_custom_headers: Vec<String>,
     /// Subjects with any collaborator role.
     pub collaborators: Vec<Uuid>,
 }
@@ -35,6 +37,8 @@ pub struct IntegrationSnapshot {
     pub base_url: String,
     pub header_auth: Option<HeaderAuth>,
     pub custom_headers: BTreeMap<String, String>,
+    /// Custom headers whose values are sealed, like header auth.
+    pub secret_custom_headers: Vec<String>,
     pub tls: TlsSettings,
     pub authorized_subjects: Vec<Uuid>,
     /// Request bodies above this many bytes are refused with 413.

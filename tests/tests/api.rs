@@ -165,6 +165,35 @@ async fn duplicates_conflict_and_secrets_are_masked() {
             .unwrap();
     assert_eq!(opened.headers()["Authorization"], secret);
 
+    // A custom header marked secret is masked too, and kept when written back masked.
+    let r = api
+        .patch(
+            "/provider-accounts/acme/integrations/svc",
+            json!({"custom_headers": {"X-Token": "tok-secret-9"}, "secret_custom_headers": ["X-Token"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["custom_headers"]["X-Token"], "********");
+    let r = api
+        .patch(
+            "/provider-accounts/acme/integrations/svc",
+            json!({"custom_headers": {"X-Token": null}}),
+        )
+        .await;
+    assert_eq!(
+        r.status, 422,
+        "a secret name must stay one of the custom headers: {}",
+        r.text
+    );
+    assert_eq!(r.json["field"], "secret_custom_headers[0]");
+    let r = api
+        .patch(
+            "/provider-accounts/acme/integrations/svc",
+            json!({"secret_custom_headers": [], "custom_headers": {"X-Token": null}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
     // Merge patch changes only what it names.
     let r = api
         .patch(

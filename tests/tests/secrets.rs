@@ -43,7 +43,9 @@ async fn exercise(secret: &str) -> (ControlPlane, DataPlane, EchoUpstream, Strin
         (
             "/provider-accounts/acme/integrations",
             json!({"name": "svc", "base_url": upstream.url(),
-            "header_auth": {"type": "header", "headers": {"Authorization": format!("Bearer {secret}")}}}),
+            "header_auth": {"type": "header", "headers": {"Authorization": format!("Bearer {secret}")}},
+            "custom_headers": {"X-Custom-Secret": format!("{secret}-custom"), "X-Plain": "visible"},
+            "secret_custom_headers": ["x-custom-secret"]}),
         ),
         ("/users", json!({"email": "ada@example.com"})),
         (
@@ -89,6 +91,11 @@ async fn exercise(secret: &str) -> (ControlPlane, DataPlane, EchoUpstream, Strin
         vec![format!("Bearer {secret}")],
         "injected exactly once"
     );
+    assert_eq!(
+        seen.header("x-custom-secret"),
+        Some(format!("{secret}-custom").as_str())
+    );
+    assert_eq!(seen.header("x-plain"), Some("visible"));
     (cp, plane, upstream, user_key, answers)
 }
 

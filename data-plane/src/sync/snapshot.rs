@@ -14,6 +14,7 @@ type AccountRow = (
     String,
     Option<Json<HeaderAuth>>,
     Json<std::collections::BTreeMap<String, String>>,
+    Vec<String>,
     Vec<Uuid>,
 );
 type IntegrationRow = (
@@ -27,6 +28,7 @@ type IntegrationRow = (
     Option<String>,
     Vec<Uuid>,
     Option<i64>,
+    Vec<String>,
 );
 
 pub async fn load(pool: &PgPool) -> sqlx::Result<Snapshot> {
@@ -38,7 +40,7 @@ pub async fn load(pool: &PgPool) -> sqlx::Result<Snapshot> {
         .fetch_one(&mut *tx)
         .await?;
     let accounts: Vec<AccountRow> = sqlx::query_as(
-        "select a.id, a.name, a.header_auth, a.custom_headers,
+        "select a.id, a.name, a.header_auth, a.custom_headers, a.secret_custom_headers,
                 coalesce(array_agg(c.subject_id) filter (where c.subject_id is not null), '{}')
          from provider_accounts a left join collaborators c on c.account_id = a.id
          group by a.id",
@@ -49,7 +51,7 @@ pub async fn load(pool: &PgPool) -> sqlx::Result<Snapshot> {
         "select i.id, i.account_id, i.name, i.base_url, i.header_auth, i.custom_headers,
                 i.tls_reject_unauthorized, i.tls_ca_certs,
                 coalesce(array_agg(x.subject_id) filter (where x.subject_id is not null), '{}'),
-                i.max_request_body_bytes
+                i.max_request_body_bytes, i.secret_custom_headers
          from integrations i left join authorized_subjects x on x.integration_id = i.id
          group by i.id",
     )
@@ -77,11 +79,12 @@ pub async fn load(pool: &PgPool) -> sqlx::Result<Snapshot> {
         accounts: accounts
             .into_iter()
             .map(
-                |(id, name, header_auth, custom_headers, collaborators)| AccountSnapshot {
+                |(id, name, header_auth, custom_headers, secret, collaborators)| AccountSnapshot {
                     id,
                     name,
                     header_auth: header_auth.map(|j| j.0),
                     custom_headers: custom_headers.0,
+                    secret_custom_headers: secret,
                     collaborators,
                 },
             )
@@ -100,6 +103,7 @@ pub async fn load(pool: &PgPool) -> sqlx::Result<Snapshot> {
                     ca_certs,
                     authorized,
                     body_limit,
+                    secret,
                 )| {
                     IntegrationSnapshot {
                         id,
@@ -108,6 +112,7 @@ pub async fn load(pool: &PgPool) -> sqlx::Result<Snapshot> {
                         base_url,
                         header_auth: header_auth.map(|j| j.0),
                         custom_headers: custom_headers.0,
+                        secret_custom_headers: secret,
                         tls: TlsSettings {
                             reject_unauthorized: verify,
                             ca_certs,
