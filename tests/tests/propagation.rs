@@ -559,12 +559,15 @@ async fn the_database_stopped_for_real_costs_no_request() {
         status_of(&client, &plane.proxy("acme/after/x"), &cp.admin_key).await,
         200
     );
-    // And logging resumes once the database is back.
+    // And logging resumes once the database is back: requests made now get written.
     let written = metric("gatehouse_request_log_written_total").await;
     wait_until(
         Duration::from_secs(10),
         "request logs written again",
-        || async { metric("gatehouse_request_log_written_total").await > written },
+        || async {
+            status_of(&client, &plane.proxy("acme/after/x"), &cp.admin_key).await;
+            metric("gatehouse_request_log_written_total").await > written
+        },
     )
     .await;
     println!("request log records dropped during the outage: {dropped}");
