@@ -12,7 +12,7 @@ use http::Method;
 use http::header::HeaderValue;
 use metrics::{Key, Level, Metadata, Recorder as _};
 use metrics_exporter_prometheus::PrometheusRecorder;
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
@@ -180,7 +180,7 @@ impl Drop for Trace {
     }
 }
 
-/// Records per INSERT: well under PostgreSQL's 65,535 bind parameters at 18 columns each.
+/// Records per INSERT.
 const BATCH: usize = 1000;
 
 /// The producer side, shared by every request.
@@ -286,35 +286,61 @@ async fn flush(log: &RequestLog, pool: &PgPool, data_plane: &str, batch: &mut Ve
     }
 }
 
+/// One statement whatever the batch size: a column of values per parameter, expanded by
+/// `unnest`, so the statement is prepared once and PostgreSQL never parses thousands of
+/// placeholders.
 async fn insert(pool: &PgPool, data_plane: &str, batch: &[Entry]) -> sqlx::Result<()> {
     let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    let mut query: QueryBuilder<Postgres> = QueryBuilder::new(
+    let column = |f: &dyn Fn(&Entry) -> String| batch.iter().map(f).collect::<Vec<String>>();
+    sqlx::query(
         "insert into request_logs (request_id, started_at, account, endpoint, account_id,
             integration_id, subject, key_id, method, upstream_path, status, latency_us,
-            upstream_ttfb_us, bytes_in, bytes_out, error_type, trace_id, data_plane) ",
-    );
-    query.push_values(batch, |mut row, r| {
-        row.push_bind(r.request_id)
-            .push_bind(r.started_at)
-            .push_bind(r.account.to_string())
-            .push_bind(r.endpoint.to_string())
-            .push_bind(r.account_id)
-            .push_bind(r.integration_id)
-            .push_bind(r.subject.as_deref().map(str::to_owned))
-            .push_bind(r.key_id)
-            .push_bind(r.method.as_str().to_owned())
-            .push_bind(r.path.path().to_owned())
-            .push_bind(r.status as i16)
-            .push_bind(as_i64(r.latency_us))
-            .push_bind(r.upstream_ttfb_us.map(as_i64))
-            .push_bind(as_i64(r.bytes_in))
-            .push_bind(as_i64(r.bytes_out))
-            .push_bind(r.error_type)
-            .push_bind(trace_id(r.traceparent.as_ref()))
-            .push_bind(data_plane.to_owned());
-    });
-    query.push(" on conflict (request_id) do nothing");
-    query.build().execute(pool).await?;
+            upstream_ttfb_us, bytes_in, bytes_out, error_type, trace_id, data_plane)
+         select r.*, $18 from unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[],
+             $5::uuid[], $6::uuid[], $7::text[], $8::uuid[], $9::text[], $10::text[], $11::int2[],
+             $12::int8[], $13::int8[], $14::int8[], $15::int8[], $16::text[], $17::text[]) as r
+         on conflict (request_id) do nothing",
+    )
+    .bind(batch.iter().map(|r| r.request_id).collect::<Vec<_>>())
+    .bind(batch.iter().map(|r| r.started_at).collect::<Vec<_>>())
+    .bind(column(&|r| r.account.to_string()))
+    .bind(column(&|r| r.endpoint.to_string()))
+    .bind(batch.iter().map(|r| r.account_id).collect::<Vec<_>>())
+    .bind(batch.iter().map(|r| r.integration_id).collect::<Vec<_>>())
+    .bind(
+        batch
+            .iter()
+            .map(|r| r.subject.as_deref().map(str::to_owned))
+            .collect::<Vec<_>>(),
+    )
+    .bind(batch.iter().map(|r| r.key_id).collect::<Vec<_>>())
+    .bind(column(&|r| r.method.as_str().to_owned()))
+    .bind(column(&|r| r.path.path().to_owned()))
+    .bind(batch.iter().map(|r| r.status as i16).collect::<Vec<_>>())
+    .bind(
+        batch
+            .iter()
+            .map(|r| as_i64(r.latency_us))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        batch
+            .iter()
+            .map(|r| r.upstream_ttfb_us.map(as_i64))
+            .collect::<Vec<_>>(),
+    )
+    .bind(batch.iter().map(|r| as_i64(r.bytes_in)).collect::<Vec<_>>())
+    .bind(
+        batch
+            .iter()
+            .map(|r| as_i64(r.bytes_out))
+            .collect::<Vec<_>>(),
+    )
+    .bind(batch.iter().map(|r| r.error_type).collect::<Vec<_>>())
+    .bind(column(&|r| trace_id(r.traceparent.as_ref())))
+    .bind(data_plane)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
