@@ -61,6 +61,7 @@ pub fn api() -> (Router<AppState>, OpenApiDoc) {
 /// The whole control-plane HTTP surface.
 pub fn router(state: AppState) -> Router {
     let (api, doc) = api();
+    let api = api.layer(axum::middleware::from_fn(with_request_id));
     api.route(
         "/api/v1/openapi.json",
         get(move || async move { Json(doc) }),
@@ -69,6 +70,22 @@ pub fn router(state: AppState) -> Router {
     .route("/healthz", get(|| async { "ok" }))
     .route("/readyz", get(ready))
     .with_state(state)
+}
+
+/// Gives every API request an id: answered in `x-request-id`, and on every log line written
+/// while it is handled (internal errors are logged, never answered, so this is how to find them).
+async fn with_request_id(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument as _;
+    let id = uuid::Uuid::new_v4();
+    let span = tracing::info_span!("request", request_id = %id, method = %request.method());
+    let mut response = next.run(request).instrument(span).await;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id.to_string()) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
 }
 
 async fn not_found() -> error::ApiError {

@@ -286,6 +286,7 @@ async fn etags_guard_concurrent_writes() {
             .send()
             .await
             .unwrap();
+        assert!(read.headers().contains_key("x-request-id"));
         let tag = read.headers()["etag"].to_str().unwrap().to_owned();
         let patch = |tag: String| {
             http.patch(&url)
