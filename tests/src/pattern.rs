@@ -55,3 +55,38 @@ impl Checker {
         }
     }
 }
+
+/// An upstream for large-body tests: `POST /upload` checks the pattern and answers
+/// `{"received", "intact"}`; `GET /download/{bytes}` streams that many pattern bytes.
+pub fn upstream() -> axum::Router {
+    use axum::body::Body;
+    use axum::extract::Path;
+    use axum::routing::{get, post};
+    use futures_util::StreamExt as _;
+    axum::Router::new()
+        .route(
+            "/upload",
+            post(|body: Body| async move {
+                let mut checker = Checker::default();
+                let mut stream = body.into_data_stream();
+                while let Some(chunk) = stream.next().await {
+                    match chunk {
+                        Ok(chunk) => checker.feed(&chunk),
+                        Err(_) => break,
+                    }
+                }
+                axum::Json(
+                    serde_json::json!({"received": checker.received, "intact": checker.intact}),
+                )
+            }),
+        )
+        .route(
+            "/download/{bytes}",
+            get(|Path(bytes): Path<u64>| async move {
+                let chunks = futures_util::stream::iter(
+                    chunks(bytes).map(Ok::<_, std::convert::Infallible>),
+                );
+                Body::from_stream(chunks)
+            }),
+        )
+}

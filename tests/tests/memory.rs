@@ -10,9 +10,6 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use axum::body::Body;
-use axum::extract::Path;
-use axum::routing::{get, post};
 use futures_util::StreamExt;
 use gatehouse_tests::pattern::{self, Checker};
 use gatehouse_tests::upstream::serve;
@@ -58,26 +55,7 @@ fn memory_kib(pid: u32) -> (u64, u64) {
 
 #[tokio::test]
 async fn one_gib_each_way_keeps_data_plane_memory_flat() {
-    let app = axum::Router::new()
-        .route(
-            "/upload",
-            post(|body: Body| async move {
-                let mut checker = Checker::default();
-                let mut stream = body.into_data_stream();
-                while let Some(chunk) = stream.next().await {
-                    checker.feed(&chunk.unwrap());
-                }
-                axum::Json(json!({"received": checker.received, "intact": checker.intact}))
-            }),
-        )
-        .route(
-            "/download/{bytes}",
-            get(|Path(bytes): Path<u64>| async move {
-                Body::from_stream(futures_util::stream::iter(
-                    pattern::chunks(bytes).map(Ok::<_, Infallible>),
-                ))
-            }),
-        );
+    let app = pattern::upstream();
     let gw = Gateway::start(&serve(app).await, json!({}), &[]).await;
     let database_url = gw.dp.database_url.clone();
 

@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::Path;
-use axum::routing::{get, post};
+use axum::routing::get;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use gatehouse_tests::pattern::{self, Checker};
@@ -87,26 +86,7 @@ const LARGE: u64 = 128 * 1024 * 1024;
 
 #[tokio::test]
 async fn large_uploads_and_downloads_stream_byte_exact() {
-    let app = axum::Router::new()
-        .route(
-            "/upload",
-            post(|body: Body| async move {
-                let mut checker = Checker::default();
-                let mut stream = body.into_data_stream();
-                while let Some(chunk) = stream.next().await {
-                    checker.feed(&chunk.unwrap());
-                }
-                axum::Json(json!({"received": checker.received, "intact": checker.intact}))
-            }),
-        )
-        .route(
-            "/download/{bytes}",
-            get(|Path(bytes): Path<u64>| async move {
-                let chunks =
-                    futures_util::stream::iter(pattern::chunks(bytes).map(Ok::<_, Infallible>));
-                Body::from_stream(chunks)
-            }),
-        );
+    let app = pattern::upstream();
     let gw = Gateway::start(&serve(app).await, json!({}), &[]).await;
     let client = http_client();
 
