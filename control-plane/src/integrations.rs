@@ -34,7 +34,7 @@ use crate::http::paging::PageQuery;
 use crate::http::patch::patched;
 use crate::provider_accounts::authorize;
 use crate::secrets::{
-    custom_headers_to_store, header_auth_to_store, masked_custom_headers, validate_secret_names,
+    Sealed, SecretFields, masked_custom_headers, seal_for_store, validate_secret_names,
 };
 use crate::subjects::resolve_all;
 
@@ -68,6 +68,29 @@ pub struct IntegrationInput {
 }
 
 impl IntegrationInput {
+    /// Replaces the secret-bearing fields with what is stored for row `id`: sealed, masked
+    /// values taken from `stored`.
+    fn seal(
+        &mut self,
+        keyring: &shared::crypto::Keyring,
+        id: Uuid,
+        stored: Option<SecretFields<'_>>,
+    ) -> ApiResult<()> {
+        let new = SecretFields {
+            header_auth: self.header_auth.as_ref(),
+            custom_headers: &self.custom_headers,
+            secret_custom_headers: &self.secret_custom_headers,
+        };
+        let sealed = seal_for_store(keyring, crypto::INTEGRATIONS, id, new, stored)?;
+        let Sealed {
+            header_auth,
+            custom_headers,
+        } = sealed;
+        self.header_auth = header_auth;
+        self.custom_headers = custom_headers;
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), FieldError> {
         validate_integration_name(&self.name)?;
         BaseUrl::parse(&self.base_url)?;
@@ -259,20 +282,7 @@ async fn create(
     input.validate()?;
     check_upstream_address(&state.upstream_deny, &input.base_url).await?;
     let id = Uuid::now_v7();
-    input.header_auth = header_auth_to_store(
-        &state.keyring,
-        crypto::INTEGRATIONS,
-        id,
-        input.header_auth.take(),
-        None,
-    )?;
-    input.custom_headers = custom_headers_to_store(
-        &state.keyring,
-        crypto::INTEGRATIONS,
-        id,
-        (&input.custom_headers, &input.secret_custom_headers),
-        None,
-    )?;
+    input.seal(&state.keyring, id, None)?;
     sqlx::query(
         "insert into integrations (id, account_id, name, base_url) values ($1, $2, $3, $4)",
     )
@@ -360,20 +370,12 @@ async fn write_replacement(
     let mut input = build(&row.view())?;
     input.validate()?;
     check_upstream_address(&state.upstream_deny, &input.base_url).await?;
-    input.header_auth = header_auth_to_store(
-        &state.keyring,
-        crypto::INTEGRATIONS,
-        id,
-        input.header_auth.take(),
-        stored_auth.as_ref(),
-    )?;
-    input.custom_headers = custom_headers_to_store(
-        &state.keyring,
-        crypto::INTEGRATIONS,
-        id,
-        (&input.custom_headers, &input.secret_custom_headers),
-        Some((&stored_custom.0, &stored_custom.1)),
-    )?;
+    let stored = SecretFields {
+        header_auth: stored_auth.as_ref(),
+        custom_headers: &stored_custom.0,
+        secret_custom_headers: &stored_custom.1,
+    };
+    input.seal(&state.keyring, id, Some(stored))?;
     sqlx::query(
         "update integrations set name = $2, base_url = $3, updated_at = now() where id = $1",
     )

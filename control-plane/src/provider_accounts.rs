@@ -30,7 +30,7 @@ use crate::http::json::ApiJson;
 use crate::http::paging::PageQuery;
 use crate::http::patch::patched;
 use crate::secrets::{
-    custom_headers_to_store, header_auth_to_store, masked_custom_headers, validate_secret_names,
+    Sealed, SecretFields, masked_custom_headers, seal_for_store, validate_secret_names,
 };
 use crate::subjects::resolve_all;
 
@@ -68,6 +68,14 @@ pub struct AccountInput {
 }
 
 impl AccountInput {
+    fn secret_fields(&self) -> SecretFields<'_> {
+        SecretFields {
+            header_auth: self.header_auth.as_ref(),
+            custom_headers: &self.custom_headers,
+            secret_custom_headers: &self.secret_custom_headers,
+        }
+    }
+
     fn validate(&self) -> Result<(), FieldError> {
         validate_account_name(&self.name)?;
         if let Some(auth) = &self.header_auth {
@@ -271,25 +279,21 @@ async fn read(
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    ApiJson(mut input): ApiJson<AccountInput>,
+    ApiJson(input): ApiJson<AccountInput>,
 ) -> ApiResult<impl IntoResponse> {
     if !caller.is_user() {
         return Err(ApiError::Forbidden("only users create provider accounts"));
     }
     input.validate()?;
     let id = Uuid::now_v7();
-    let header_auth = header_auth_to_store(
+    let Sealed {
+        header_auth,
+        custom_headers,
+    } = seal_for_store(
         &state.keyring,
         crypto::ACCOUNTS,
         id,
-        input.header_auth.take(),
-        None,
-    )?;
-    let custom_headers = custom_headers_to_store(
-        &state.keyring,
-        crypto::ACCOUNTS,
-        id,
-        (&input.custom_headers, &input.secret_custom_headers),
+        input.secret_fields(),
         None,
     )?;
     let mut tx = state.db.begin().await?;
@@ -375,21 +379,22 @@ async fn write_replacement(
         row.custom_headers.0.clone(),
         row.secret_custom_headers.clone(),
     );
-    let mut input = build(&row.view())?;
+    let input = build(&row.view())?;
     input.validate()?;
-    let header_auth = header_auth_to_store(
+    let stored = SecretFields {
+        header_auth: stored_auth.as_ref(),
+        custom_headers: &stored_custom.0,
+        secret_custom_headers: &stored_custom.1,
+    };
+    let Sealed {
+        header_auth,
+        custom_headers,
+    } = seal_for_store(
         &state.keyring,
         crypto::ACCOUNTS,
         id,
-        input.header_auth.take(),
-        stored_auth.as_ref(),
-    )?;
-    let custom_headers = custom_headers_to_store(
-        &state.keyring,
-        crypto::ACCOUNTS,
-        id,
-        (&input.custom_headers, &input.secret_custom_headers),
-        Some((&stored_custom.0, &stored_custom.1)),
+        input.secret_fields(),
+        Some(stored),
     )?;
     sqlx::query(
         "update provider_accounts

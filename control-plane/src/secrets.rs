@@ -13,9 +13,53 @@ use uuid::Uuid;
 
 use crate::http::error::ApiResult;
 
+/// The secret-bearing fields of a row: header auth and custom headers with the names marked secret.
+pub struct SecretFields<'a> {
+    pub header_auth: Option<&'a HeaderAuth>,
+    pub custom_headers: &'a BTreeMap<String, String>,
+    pub secret_custom_headers: &'a [String],
+}
+
+/// [`SecretFields`] as stored: sealed.
+pub struct Sealed {
+    pub header_auth: Option<HeaderAuth>,
+    pub custom_headers: BTreeMap<String, String>,
+}
+
+/// What to store for row `row` of `table`: `new`, with masked values taken from what is `stored`
+/// (sealed) for that row, then sealed. The one path every create and replace takes.
+pub fn seal_for_store(
+    keyring: &Keyring,
+    table: &str,
+    row: Uuid,
+    new: SecretFields<'_>,
+    stored: Option<SecretFields<'_>>,
+) -> ApiResult<Sealed> {
+    let header_auth = header_auth_to_store(
+        keyring,
+        table,
+        row,
+        new.header_auth.cloned(),
+        stored.as_ref().and_then(|s| s.header_auth),
+    )?;
+    let custom_headers = custom_headers_to_store(
+        keyring,
+        table,
+        row,
+        (new.custom_headers, new.secret_custom_headers),
+        stored
+            .as_ref()
+            .map(|s| (s.custom_headers, s.secret_custom_headers)),
+    )?;
+    Ok(Sealed {
+        header_auth,
+        custom_headers,
+    })
+}
+
 /// The sealed header auth to store for row `row` of `table`: `new` with masked values taken
 /// from what is `stored` (sealed) for that row.
-pub fn header_auth_to_store(
+fn header_auth_to_store(
     keyring: &Keyring,
     table: &str,
     row: Uuid,
@@ -66,7 +110,7 @@ pub fn validate_secret_names(
 
 /// The custom headers to store for row `row` of `table`: masked secret values taken from what is
 /// `stored`, then every secret value sealed.
-pub fn custom_headers_to_store(
+fn custom_headers_to_store(
     keyring: &Keyring,
     table: &str,
     row: Uuid,
