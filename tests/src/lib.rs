@@ -240,6 +240,16 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// `GET` of `rest` (the upstream path) through the data plane, with the admin's key.
+    pub async fn get(&self, rest: &str) -> reqwest::Response {
+        http_client()
+            .get(self.url(rest))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// `integration` holds further integration fields (`tls`, ...); `flags` go to the data plane.
     pub async fn start(base_url: &str, integration: Value, flags: &[&str]) -> Gateway {
         let db = fresh_database().await;

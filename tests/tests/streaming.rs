@@ -111,12 +111,7 @@ async fn large_uploads_and_downloads_stream_byte_exact() {
     );
 
     let started = Instant::now();
-    let response = client
-        .get(gw.url(&format!("/download/{LARGE}")))
-        .bearer_auth(&gw.key)
-        .send()
-        .await
-        .unwrap();
+    let response = gw.get(&format!("/download/{LARGE}")).await;
     let mut checker = Checker::default();
     let mut body = response.bytes_stream();
     while let Some(chunk) = body.next().await {
@@ -356,7 +351,6 @@ async fn beyond_the_in_flight_cap_requests_get_503_at_once() {
 
 #[tokio::test]
 async fn upstream_failures_map_to_502_and_504_and_upstream_errors_pass_through() {
-    let client = http_client();
     let error_of = |response: reqwest::Response| async move {
         let status = response.status().as_u16();
         let marker = response.headers()["x-gatehouse-error"]
@@ -370,23 +364,13 @@ async fn upstream_failures_map_to_502_and_504_and_upstream_errors_pass_through()
 
     // Nothing listens on port 1: connection refused.
     let gw = Gateway::start("http://127.0.0.1:1", json!({}), &[]).await;
-    let r = client
-        .get(gw.url("/x"))
-        .bearer_auth(&gw.key)
-        .send()
-        .await
-        .unwrap();
+    let r = gw.get("/x").await;
     assert_eq!(error_of(r).await, (502, "upstream_unreachable".to_owned()));
 
     // An upstream that closes without answering.
     let reset = RawUpstream::start(b"").await;
     let gw = Gateway::start(&reset.url(), json!({}), &[]).await;
-    let r = client
-        .get(gw.url("/x"))
-        .bearer_auth(&gw.key)
-        .send()
-        .await
-        .unwrap();
+    let r = gw.get("/x").await;
     assert_eq!(error_of(r).await, (502, "upstream_unreachable".to_owned()));
 
     // An upstream that resets the connection (RST) on receiving the request.
@@ -399,24 +383,14 @@ async fn upstream_failures_map_to_502_and_504_and_upstream_errors_pass_through()
         }
     });
     let gw = Gateway::start(&format!("http://{reset_addr}"), json!({}), &[]).await;
-    let r = client
-        .get(gw.url("/x"))
-        .bearer_auth(&gw.key)
-        .send()
-        .await
-        .unwrap();
+    let r = gw.get("/x").await;
     assert_eq!(error_of(r).await, (502, "upstream_unreachable".to_owned()));
 
     // An upstream that never answers.
     let (base, _, _) = watching_upstream(false).await;
     let gw = Gateway::start(&base, json!({}), &["--upstream-response-timeout-ms", "300"]).await;
     let started = Instant::now();
-    let r = client
-        .get(gw.url("/x"))
-        .bearer_auth(&gw.key)
-        .send()
-        .await
-        .unwrap();
+    let r = gw.get("/x").await;
     assert_eq!(error_of(r).await, (504, "upstream_timeout".to_owned()));
     println!("504 after {:?}", started.elapsed());
     gw.dp.wait_idle().await;
@@ -442,12 +416,7 @@ async fn upstream_failures_map_to_502_and_504_and_upstream_errors_pass_through()
     )
     .await;
     let started = Instant::now();
-    let r = client
-        .get(gw.url("/x"))
-        .bearer_auth(&gw.key)
-        .send()
-        .await
-        .unwrap();
+    let r = gw.get("/x").await;
     assert_eq!(error_of(r).await, (504, "upstream_timeout".to_owned()));
     println!("connect timeout → 504 after {:?}", started.elapsed());
     drop((full, fillers));
@@ -461,12 +430,7 @@ async fn upstream_failures_map_to_502_and_504_and_upstream_errors_pass_through()
         )
     });
     let gw = Gateway::start(&serve(app).await, json!({}), &[]).await;
-    let r = client
-        .get(gw.url("/x"))
-        .bearer_auth(&gw.key)
-        .send()
-        .await
-        .unwrap();
+    let r = gw.get("/x").await;
     assert_eq!(r.status(), 503);
     assert!(!r.headers().contains_key("x-gatehouse-error"));
     assert_eq!(r.headers()["retry-after"], "7");
