@@ -47,6 +47,9 @@ pub fn respond(gateway: &Gateway, path: &str) -> Option<Response<ProxyBody>> {
             if let Some(log) = &gateway.request_log {
                 log.publish(&gateway.metrics);
             }
+            if let Some(spans) = &gateway.spans {
+                spans.publish(&gateway.metrics);
+            }
             gateway.publish_in_flight();
             Some(body(
                 gateway.metrics.handle().render().into_bytes(),

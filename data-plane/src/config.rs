@@ -104,6 +104,28 @@ pub struct Config {
     #[arg(long, env = "REQUEST_LOG_QUEUE", default_value_t = 10_000)]
     pub request_log_queue: usize,
 
+    /// OTLP collector base URL (plain `http://`, e.g. a collector agent beside the data plane):
+    /// `CustomEndpoint` spans go to `<url>/v1/traces`. Unset, with --otlp-traces-endpoint
+    /// unset too: no span is built at all.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_parser = otlp_url)]
+    pub otlp_endpoint: Option<String>,
+
+    /// Full OTLP traces URL, used as is; takes precedence over --otlp-endpoint.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", value_parser = otlp_url)]
+    pub otlp_traces_endpoint: Option<String>,
+
+    /// OTLP encoding over HTTP (gRPC is not built in).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_PROTOCOL", value_enum, default_value_t = OtlpProtocol::HttpProtobuf)]
+    pub otlp_protocol: OtlpProtocol,
+
+    /// `service.name` of the exported spans.
+    #[arg(
+        long,
+        env = "OTEL_SERVICE_NAME",
+        default_value = "gatehouse-data-plane"
+    )]
+    pub otel_service_name: String,
+
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -133,6 +155,35 @@ impl Config {
     }
     pub fn max_config_age(&self) -> Option<Duration> {
         self.max_config_age_seconds.map(Duration::from_secs)
+    }
+    /// Where spans are exported, when anywhere (OpenTelemetry's endpoint rules).
+    pub fn otlp_traces_url(&self) -> Option<String> {
+        self.otlp_traces_endpoint.clone().or_else(|| {
+            let base = self.otlp_endpoint.as_deref()?;
+            Some(format!("{}/v1/traces", base.trim_end_matches('/')))
+        })
+    }
+}
+
+/// The OTLP encodings over HTTP, named as `OTEL_EXPORTER_OTLP_PROTOCOL` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OtlpProtocol {
+    #[value(name = "http/protobuf")]
+    HttpProtobuf,
+    #[value(name = "http/json")]
+    HttpJson,
+}
+
+/// An `http://` URL with a host: the exporter is built without TLS.
+fn otlp_url(text: &str) -> Result<String, String> {
+    let uri: http::Uri = text.parse().map_err(|e| format!("not a URL: {e}"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http"), Some(_)) => Ok(text.to_owned()),
+        _ => Err(
+            "expected http://host[:port][/path] (OTLP is exported without TLS: \
+                  send it to a collector agent beside the data plane)"
+                .to_owned(),
+        ),
     }
 }
 
@@ -170,6 +221,33 @@ mod tests {
         ];
         args.extend_from_slice(extra);
         Config::try_parse_from(args)
+    }
+
+    #[test]
+    fn otlp_urls_follow_the_opentelemetry_endpoint_rules() {
+        assert_eq!(parse(&[]).unwrap().otlp_traces_url(), None);
+        let base = parse(&["--otlp-endpoint", "http://collector:4318/"]).unwrap();
+        assert_eq!(
+            base.otlp_traces_url().as_deref(),
+            Some("http://collector:4318/v1/traces")
+        );
+        let both = parse(&[
+            "--otlp-endpoint",
+            "http://collector:4318",
+            "--otlp-traces-endpoint",
+            "http://other:4318/custom",
+        ])
+        .unwrap();
+        assert_eq!(
+            both.otlp_traces_url().as_deref(),
+            Some("http://other:4318/custom")
+        );
+        for bad in ["", "collector:4318", "https://collector:4318", "http://"] {
+            assert!(parse(&["--otlp-endpoint", bad]).is_err(), "{bad:?}");
+        }
+        assert!(parse(&["--otlp-protocol", "grpc"]).is_err());
+        let json = parse(&["--otlp-protocol", "http/json"]).unwrap();
+        assert_eq!(json.otlp_protocol, OtlpProtocol::HttpJson);
     }
 
     #[test]

@@ -9,11 +9,13 @@
 //! - [`proxy`]: the request path: auth, routing, header rewriting, errors.
 //! - [`request_log`]: per-request traces; records queued and written in batches off the request path.
 //! - [`request_metrics`]: request figures for `/metrics`, registered per route at table build.
+//! - [`otel`]: `CustomEndpoint` spans exported over OTLP when an endpoint is configured.
 //! - [`admin`]: health, readiness, sync status and Prometheus metrics.
 //! - [`server`]: the accept loop and graceful shutdown.
 
 pub mod admin;
 pub mod config;
+pub mod otel;
 pub mod proxy;
 pub mod request_log;
 pub mod request_metrics;
@@ -55,6 +57,8 @@ pub struct Gateway {
     pub request_log: Option<Arc<request_log::RequestLog>>,
     /// Figures of requests that found no route.
     pub request_metrics: Arc<request_metrics::GatewayMetrics>,
+    /// Where finished requests' spans are queued for export; `None` when OTLP is off.
+    pub spans: Option<Arc<otel::Spans>>,
 }
 
 impl Gateway {
@@ -79,6 +83,7 @@ pub struct DataPlane {
     server: tokio::task::JoinHandle<()>,
     sync: tokio::task::JoinHandle<()>,
     request_log: Option<tokio::task::JoinHandle<()>>,
+    span_exporter: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl DataPlane {
@@ -88,6 +93,9 @@ impl DataPlane {
         self.sync.await.context("sync task")?;
         if let Some(writer) = self.request_log {
             writer.await.context("request log writer")?;
+        }
+        if let Some(exporter) = self.span_exporter {
+            exporter.await.context("span exporter")?;
         }
         Ok(())
     }
@@ -120,6 +128,10 @@ pub async fn start(
         }
     };
     let request_metrics = Arc::new(request_metrics::GatewayMetrics::register(&metrics));
+    let (spans, span_exporter) = match otel::Spans::new(&config).context("OTLP exporter")? {
+        Some((spans, exporter)) => (Some(Arc::new(spans)), Some(exporter)),
+        None => (None, None),
+    };
     let gateway = Arc::new(Gateway {
         table: ArcSwap::from_pointee(routing::RoutingTable::unloaded()),
         ready: watch::Sender::new(false),
@@ -129,6 +141,7 @@ pub async fn start(
         in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight as usize)),
         request_log,
         request_metrics,
+        spans,
         config,
     });
     // Its own small pool, so a slow log write never delays a snapshot read.
@@ -146,11 +159,20 @@ pub async fn start(
                 request_log::write(&log, queue, log_pool, name, shutdown_for_log).await;
             })
         });
+    let span_exporter = gateway
+        .spans
+        .clone()
+        .zip(span_exporter)
+        .map(|(spans, exporter)| {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { otel::export(&spans, exporter, shutdown).await })
+        });
     tracing::info!(%addr, "data plane listening");
     let sync = tokio::spawn(sync::run(Arc::clone(&gateway), pool, shutdown.clone()));
     let server = tokio::spawn(server::serve(listener, Arc::clone(&gateway), shutdown));
     Ok(DataPlane {
         request_log,
+        span_exporter,
         addr,
         gateway,
         server,

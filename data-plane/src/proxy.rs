@@ -51,18 +51,7 @@ pub async fn handle(
     peer: IpAddr,
     (id, request_id): (Uuid, HeaderValue),
 ) -> Response<ProxyBody> {
-    let path = req
-        .uri()
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let mut trace = Some(Trace::new(
-        gateway.request_log.clone(),
-        Arc::clone(&gateway.request_metrics),
-        id,
-        req.method().clone(),
-        path,
-    ));
+    let mut trace = Some(Trace::new(gateway, id, &req));
     // Shed load before doing any work (RELIABILITY S11).
     let result = match Arc::clone(&gateway.in_flight).try_acquire_owned() {
         Ok(permit) => forward(gateway, req, peer, &request_id, permit, &mut trace).await,

@@ -8,14 +8,18 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use http::Method;
 use http::header::HeaderValue;
+use http::uri::PathAndQuery;
+use http::{Method, Request};
 use metrics::{Key, Level, Metadata, Recorder as _};
 use metrics_exporter_prometheus::PrometheusRecorder;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
+use crate::Gateway;
+use crate::otel::Spans;
+use crate::proxy::headers::{TRACEPARENT, TraceParent};
 use crate::request_metrics::GatewayMetrics;
 use crate::routing::{Caller, Route};
 
@@ -50,6 +54,10 @@ pub struct Entry {
 pub struct Trace {
     /// `None` when request logging is off; metrics are always kept.
     log: Option<Arc<RequestLog>>,
+    /// `None` when no OTLP endpoint is configured.
+    spans: Option<Arc<Spans>>,
+    /// The caller's `traceparent`, kept only for the span.
+    caller_traceparent: Option<HeaderValue>,
     metrics: Arc<GatewayMetrics>,
     started: Instant,
     started_at: DateTime<Utc>,
@@ -69,21 +77,27 @@ pub struct Trace {
 }
 
 impl Trace {
-    pub fn new(
-        log: Option<Arc<RequestLog>>,
-        metrics: Arc<GatewayMetrics>,
-        request_id: Uuid,
-        method: Method,
-        path: http::uri::PathAndQuery,
-    ) -> Trace {
+    /// Starts tracing `request` as `gateway` is set up to: metrics always, a log record and a
+    /// span when those are on.
+    pub fn new<B>(gateway: &Gateway, request_id: Uuid, request: &Request<B>) -> Trace {
+        let spans = gateway.spans.clone();
+        let caller_traceparent = spans
+            .as_ref()
+            .and_then(|_| request.headers().get(TRACEPARENT).cloned());
         Trace {
-            log,
-            metrics,
+            log: gateway.request_log.clone(),
+            spans,
+            caller_traceparent,
+            metrics: Arc::clone(&gateway.request_metrics),
             started: Instant::now(),
             started_at: Utc::now(),
             request_id,
-            method,
-            path,
+            method: request.method().clone(),
+            path: request
+                .uri()
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
             names: None,
             route: None,
             caller: None,
@@ -141,6 +155,15 @@ impl Drop for Trace {
     fn drop(&mut self) {
         let latency = self.started.elapsed();
         let status = self.status.load(Ordering::Relaxed);
+        // Debug: at the default level this costs one check, not a formatted line per request.
+        tracing::debug!(
+            request_id = %self.request_id,
+            method = %self.method,
+            status,
+            latency_us = latency.as_micros() as u64,
+            error_type = self.error_type.get().copied(),
+            "proxied request finished"
+        );
         let ttfb = self.upstream_ttfb_us.load(Ordering::Relaxed);
         let ttfb = (ttfb != u64::MAX).then_some(ttfb);
         let bytes_in = self.bytes_in.load(Ordering::Relaxed);
@@ -152,13 +175,15 @@ impl Drop for Trace {
             ttfb.map(|us| us as f64 / 1e6),
             (bytes_in, bytes_out),
         );
-        let Some(log) = &self.log else { return };
+        if self.log.is_none() && self.spans.is_none() {
+            return;
+        }
         let (account, endpoint) = match (&self.route, &self.names) {
             (Some(route), _) => (Arc::clone(&route.account), Arc::clone(&route.endpoint)),
             (None, Some((account, endpoint))) => (Arc::clone(account), Arc::clone(endpoint)),
             (None, None) => (Arc::from(""), Arc::from("")),
         };
-        log.record(Entry {
+        let entry = Entry {
             request_id: self.request_id,
             started_at: self.started_at,
             account,
@@ -176,7 +201,13 @@ impl Drop for Trace {
             bytes_out,
             error_type: self.error_type.get().copied(),
             traceparent: self.traceparent.take(),
-        });
+        };
+        if let Some(spans) = &self.spans {
+            spans.record(&entry, self.caller_traceparent.as_ref());
+        }
+        if let Some(log) = &self.log {
+            log.record(entry);
+        }
     }
 }
 
@@ -224,18 +255,39 @@ impl RequestLog {
 
     /// Copies the figures into `recorder`, just before it is rendered at `/metrics`.
     pub fn publish(&self, recorder: &PrometheusRecorder) {
-        let metadata = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
-        let key = |name: &'static str| Key::from_static_name(name);
-        recorder
-            .register_counter(&key("gatehouse_request_log_dropped_total"), &metadata)
-            .absolute(self.dropped());
-        recorder
-            .register_counter(&key("gatehouse_request_log_written_total"), &metadata)
-            .absolute(self.written());
-        recorder
-            .register_gauge(&key("gatehouse_request_log_queue_depth"), &metadata)
-            .set(self.queued() as f64);
+        set_counter(
+            recorder,
+            "gatehouse_request_log_dropped_total",
+            self.dropped(),
+        );
+        set_counter(
+            recorder,
+            "gatehouse_request_log_written_total",
+            self.written(),
+        );
+        set_gauge(
+            recorder,
+            "gatehouse_request_log_queue_depth",
+            self.queued() as f64,
+        );
     }
+}
+
+fn metadata() -> Metadata<'static> {
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()))
+}
+
+/// Sets counter `name` to a total kept elsewhere (a pipeline's own atomics).
+pub fn set_counter(recorder: &PrometheusRecorder, name: &'static str, total: u64) {
+    recorder
+        .register_counter(&Key::from_static_name(name), &metadata())
+        .absolute(total);
+}
+
+pub fn set_gauge(recorder: &PrometheusRecorder, name: &'static str, value: f64) {
+    recorder
+        .register_gauge(&Key::from_static_name(name), &metadata())
+        .set(value);
 }
 
 /// Drains the queue in batches until shutdown, then writes what is left once.
@@ -344,11 +396,11 @@ async fn insert(pool: &PgPool, data_plane: &str, batch: &[Entry]) -> sqlx::Resul
     Ok(())
 }
 
-/// The trace id of a `traceparent` (`00-<trace id>-<parent id>-<flags>`).
+/// The trace id of a `traceparent`, or empty.
 fn trace_id(traceparent: Option<&HeaderValue>) -> String {
     traceparent
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split('-').nth(1))
+        .and_then(TraceParent::parse)
+        .map(|t| t.trace_id)
         .unwrap_or_default()
         .to_owned()
 }

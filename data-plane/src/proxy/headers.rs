@@ -158,8 +158,8 @@ pub fn to_caller(
 /// start a new sampled trace when the caller sent none or an invalid one.
 fn continue_trace(incoming: Option<&HeaderValue>) -> HeaderValue {
     let span_id: u64 = rand::random::<u64>() | 1;
-    let value = match incoming.and_then(|v| parse_traceparent(v.to_str().ok()?)) {
-        Some((trace_id, flags)) => format!("00-{trace_id}-{span_id:016x}-{flags}"),
+    let value = match incoming.and_then(TraceParent::parse) {
+        Some(caller) => format!("00-{}-{span_id:016x}-{}", caller.trace_id, caller.flags),
         None => format!("00-{:032x}-{span_id:016x}-01", rand::random::<u128>() | 1),
     };
     HeaderValue::from_str(&value).unwrap_or_else(|_| {
@@ -167,24 +167,38 @@ fn continue_trace(incoming: Option<&HeaderValue>) -> HeaderValue {
     })
 }
 
-/// `(trace_id, flags)` of a valid version-00 `traceparent`.
-fn parse_traceparent(v: &str) -> Option<(&str, &str)> {
-    let mut parts = v.trim().split('-');
-    let (version, trace_id, parent_id, flags) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex = |s: &str, len: usize| {
-        s.len() == len
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    let valid = version == "00"
-        && parts.next().is_none()
-        && hex(trace_id, 32)
-        && hex(parent_id, 16)
-        && hex(flags, 2)
-        && trace_id.bytes().any(|b| b != b'0')
-        && parent_id.bytes().any(|b| b != b'0');
-    valid.then_some((trace_id, flags))
+/// A valid version-00 W3C `traceparent`, as lowercase hex fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceParent<'v> {
+    pub trace_id: &'v str,
+    pub parent_id: &'v str,
+    pub flags: &'v str,
+}
+
+impl<'v> TraceParent<'v> {
+    /// `None` unless `value` is a valid version-00 `traceparent` with non-zero ids.
+    pub fn parse(value: &'v HeaderValue) -> Option<TraceParent<'v>> {
+        let mut parts = value.to_str().ok()?.trim().split('-');
+        let (version, trace_id, parent_id, flags) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let hex = |s: &str, len: usize| {
+            s.len() == len
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
+        let valid = version == "00"
+            && parts.next().is_none()
+            && hex(trace_id, 32)
+            && hex(parent_id, 16)
+            && hex(flags, 2)
+            && trace_id.bytes().any(|b| b != b'0')
+            && parent_id.bytes().any(|b| b != b'0');
+        valid.then_some(TraceParent {
+            trace_id,
+            parent_id,
+            flags,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -244,7 +258,7 @@ mod tests {
             "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         ] {
             let fresh = continue_trace(Some(&HeaderValue::from_str(bad).unwrap()));
-            assert!(parse_traceparent(fresh.to_str().unwrap()).is_some());
+            assert!(TraceParent::parse(&fresh).is_some());
             assert!(!fresh.to_str().unwrap().contains("4bf92f35"));
         }
     }
