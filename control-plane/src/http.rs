@@ -4,6 +4,7 @@
 pub mod error;
 pub mod etag;
 pub mod json;
+pub mod metrics;
 pub mod paging;
 pub mod patch;
 
@@ -58,10 +59,12 @@ pub fn api() -> (Router<AppState>, OpenApiDoc) {
     (routes, doc)
 }
 
-/// The whole control-plane HTTP surface.
+/// The whole control-plane HTTP surface; every request is counted in `/metrics`.
 pub fn router(state: AppState) -> Router {
     let (api, doc) = api();
     let api = api.layer(axum::middleware::from_fn(with_request_id));
+    let metrics = metrics::ApiMetrics::new();
+    let exposition = metrics.clone();
     api.route(
         "/api/v1/openapi.json",
         get(move || async move { Json(doc) }),
@@ -69,19 +72,46 @@ pub fn router(state: AppState) -> Router {
     .route("/api/v1/{*rest}", get(not_found).fallback(not_found))
     .route("/healthz", get(|| async { "ok" }))
     .route("/readyz", get(ready))
+    .route(
+        "/metrics",
+        get(move |State(state): State<AppState>| {
+            std::future::ready(exposition.exposition(&state.db))
+        }),
+    )
+    .layer(axum::middleware::from_fn_with_state(
+        metrics,
+        metrics::observe,
+    ))
     .with_state(state)
 }
 
 /// Gives every API request an id: answered in `x-request-id`, and on every log line written
-/// while it is handled (internal errors are logged, never answered, so this is how to find them).
+/// while it is handled (internal errors are logged, never answered, so this is how to find them),
+/// the closing `api request` line included. Lines name the route template, not the path.
 async fn with_request_id(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use tracing::Instrument as _;
     let id = uuid::Uuid::new_v4();
-    let span = tracing::info_span!("request", request_id = %id, method = %request.method());
-    let mut response = next.run(request).instrument(span).await;
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), route);
+    let started = std::time::Instant::now();
+    let mut response = async move {
+        let response = next.run(request).await;
+        tracing::info!(
+            status = response.status().as_u16(),
+            latency_us = started.elapsed().as_micros() as u64,
+            "api request"
+        );
+        response
+    }
+    .instrument(span)
+    .await;
     if let Ok(value) = axum::http::HeaderValue::from_str(&id.to_string()) {
         response.headers_mut().insert("x-request-id", value);
     }
