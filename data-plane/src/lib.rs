@@ -144,11 +144,17 @@ pub async fn start(
         spans,
         config,
     });
-    // Its own small pool, so a slow log write never delays a snapshot read.
+    // Its own small pool, so a slow log write never delays a snapshot read. Request logs are
+    // telemetry: a commit need not wait for its WAL flush (a crash may lose the last few
+    // hundred milliseconds of records, never corrupt anything).
     let log_pool = PgPoolOptions::new()
         .max_connections(2)
         .acquire_timeout(Duration::from_secs(1))
-        .connect_lazy_with(options.application_name("gatehouse-request-log"));
+        .connect_lazy_with(
+            options
+                .application_name("gatehouse-request-log")
+                .options([("synchronous_commit", "off")]),
+        );
     let request_log = gateway
         .request_log
         .clone()
