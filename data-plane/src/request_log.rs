@@ -326,13 +326,13 @@ pub async fn write(
         if received == 0 {
             return;
         }
-        let deadline = tokio::time::Instant::now() + LINGER;
-        while writer.batch.len() < BATCH {
-            let room = BATCH - writer.batch.len();
-            match tokio::time::timeout_at(deadline, queue.recv_many(&mut writer.batch, room)).await
-            {
-                Ok(n) if n > 0 => continue,
-                _ => break,
+        if writer.batch.len() < BATCH {
+            // Sleep rather than wait on the queue: a waiting receiver would be woken by every
+            // record sent meanwhile, a cost paid per request.
+            tokio::time::sleep(LINGER).await;
+            if !queue.is_empty() {
+                let room = BATCH - writer.batch.len();
+                queue.recv_many(&mut writer.batch, room).await;
             }
         }
         if !writer.flush().await {
