@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::{AccountAccess, Caller};
-use crate::db::{Operation, record_change};
+use crate::db::{Operation, Touched, record_change_touching};
 use crate::http::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
 use crate::http::etag::{IfMatch, Tagged};
 use crate::http::json::ApiJson;
@@ -293,11 +293,12 @@ async fn create(
     .execute(&mut *tx)
     .await?;
     write_fields(&mut tx, id, &input).await?;
-    record_change(
+    record_change_touching(
         &mut tx,
         "integration",
         &format!("{account}/{}", input.name),
         Operation::Create,
+        Touched::account(account_id),
     )
     .await?;
     let row = fetch(&mut tx, account_id, &input.name).await?;
@@ -385,11 +386,12 @@ async fn write_replacement(
     .execute(&mut *tx)
     .await?;
     write_fields(&mut tx, id, &input).await?;
-    record_change(
+    record_change_touching(
         &mut tx,
         "integration",
         &format!("{account}/{}", input.name),
         Operation::Update,
+        Touched::account(account_id),
     )
     .await?;
     let row = fetch(&mut tx, account_id, &input.name).await?;
@@ -451,11 +453,12 @@ async fn delete(
         .bind(row.id)
         .execute(&mut *tx)
         .await?;
-    record_change(
+    record_change_touching(
         &mut tx,
         "integration",
         &format!("{account}/{endpoint}"),
         Operation::Delete,
+        Touched::account(account_id),
     )
     .await?;
     tx.commit().await?;

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::{ACCESS_LEVEL_SQL, AccountAccess, Caller};
-use crate::db::{Operation, record_change};
+use crate::db::{Operation, Touched, record_change_touching};
 use crate::http::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
 use crate::http::etag::{IfMatch, Tagged};
 use crate::http::json::ApiJson;
@@ -322,7 +322,14 @@ async fn create(
         .execute(&mut *tx)
         .await?;
     }
-    record_change(&mut tx, "provider_account", &input.name, Operation::Create).await?;
+    record_change_touching(
+        &mut tx,
+        "provider_account",
+        &input.name,
+        Operation::Create,
+        Touched::account(id),
+    )
+    .await?;
     let row = fetch(&mut tx, &caller, &input.name, false).await?;
     tx.commit().await?;
     let location = format!("/api/v1/provider-accounts/{}", row.name);
@@ -411,7 +418,14 @@ async fn write_replacement(
     .execute(&mut *tx)
     .await?;
     set_collaborators(&mut tx, id, &input.collaborators).await?;
-    record_change(&mut tx, "provider_account", &input.name, Operation::Update).await?;
+    record_change_touching(
+        &mut tx,
+        "provider_account",
+        &input.name,
+        Operation::Update,
+        Touched::account(id),
+    )
+    .await?;
     // Read back regardless of access: a manager may have just removed itself.
     let row = fetch(&mut tx, caller, &input.name, false).await?;
     tx.commit().await?;
@@ -433,7 +447,14 @@ async fn delete(
         .bind(row.id)
         .execute(&mut *tx)
         .await?;
-    record_change(&mut tx, "provider_account", &account, Operation::Delete).await?;
+    record_change_touching(
+        &mut tx,
+        "provider_account",
+        &account,
+        Operation::Delete,
+        Touched::account(row.id),
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -467,7 +488,14 @@ async fn replace_collaborators(
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    record_change(&mut tx, "collaborators", &account, Operation::Update).await?;
+    record_change_touching(
+        &mut tx,
+        "collaborators",
+        &account,
+        Operation::Update,
+        Touched::account(id),
+    )
+    .await?;
     let row = fetch(&mut tx, &caller, &account, false).await?;
     tx.commit().await?;
     Ok(Json(row.collaborators.0))
