@@ -50,6 +50,12 @@ pub struct Config {
     #[arg(long, env = "SYNC_RELOAD_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..))]
     pub sync_reload_timeout_ms: u64,
 
+    /// Seconds between full reloads while connected. In between, a change is applied from the
+    /// change log by re-reading only what it touched; a periodic full reload also bounds what
+    /// a write that mis-named its extent could leave stale.
+    #[arg(long, env = "SYNC_FULL_RESYNC_SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sync_full_resync_seconds: u64,
+
     /// Milliseconds to wait for an upstream TCP (and TLS) connection.
     #[arg(long, env = "UPSTREAM_CONNECT_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub upstream_connect_timeout_ms: u64,
@@ -118,6 +124,9 @@ impl Config {
     }
     pub fn reload_timeout(&self) -> Duration {
         Duration::from_millis(self.sync_reload_timeout_ms)
+    }
+    pub fn full_resync_interval(&self) -> Duration {
+        Duration::from_secs(self.sync_full_resync_seconds)
     }
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.upstream_connect_timeout_ms)
