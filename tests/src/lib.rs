@@ -456,6 +456,15 @@ pub async fn commit_by_sql(db: &sqlx::PgPool, statements: &[&str]) -> i64 {
             .fetch_one(&mut *tx)
             .await
             .unwrap();
+    // A change log row that does not name what it touched: data planes reload in full.
+    sqlx::query(
+        "insert into config_changes (version, kind, object_name, operation)
+         values ($1, 'sql', 'test', 'update')",
+    )
+    .bind(version)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
     sqlx::query("select pg_notify($1, $2)")
         .bind(shared::notify::CHANNEL)
         .bind(format!("{{\"version\":{version}}}"))
