@@ -242,7 +242,7 @@ async fn rows(
     let subjects: Vec<(Uuid, String, bool, Vec<Uuid>)> = select(
         conn,
         "select s.id, s.kind || ':' || s.name, s.is_admin,
-                coalesce(array_agg(m.team_id) filter (where m.team_id is not null), '{}')
+                coalesce(array_agg(m.team_id order by m.team_id) filter (where m.team_id is not null), '{}')
          from subjects s left join team_members m on m.user_id = s.id",
         ("where s.id = any($1)", subjects_only),
         "group by s.id",
