@@ -77,27 +77,44 @@ pub struct Route {
     pub metrics: RouteMetrics,
 }
 
-/// Two routes are equal when they forward the same way, whatever their metric handles.
+/// Two routes are equal when they forward the same way, whatever their metric handles. Every
+/// field is named, so that a new one cannot be left out of the comparison unnoticed.
 impl PartialEq for Route {
     fn eq(&self, other: &Route) -> bool {
-        let headers = |r: &Route| {
-            r.inject
+        let Route {
+            account,
+            endpoint,
+            account_id,
+            integration_id,
+            scheme,
+            authority,
+            base_path,
+            inject,
+            allowed,
+            clients,
+            denied,
+            body_limit,
+            metrics: _,
+        } = self;
+        let sensitive = |headers: &[(HeaderName, HeaderValue)]| {
+            headers
                 .iter()
-                .map(|(n, v)| (n.clone(), v.clone(), v.is_sensitive()))
+                .map(|(_, v)| v.is_sensitive())
                 .collect::<Vec<_>>()
         };
-        self.account == other.account
-            && self.endpoint == other.endpoint
-            && self.account_id == other.account_id
-            && self.integration_id == other.integration_id
-            && self.scheme == other.scheme
-            && self.authority == other.authority
-            && self.base_path == other.base_path
-            && headers(self) == headers(other)
-            && self.allowed == other.allowed
-            && self.clients == other.clients
-            && self.denied == other.denied
-            && self.body_limit == other.body_limit
+        *account == other.account
+            && *endpoint == other.endpoint
+            && *account_id == other.account_id
+            && *integration_id == other.integration_id
+            && *scheme == other.scheme
+            && *authority == other.authority
+            && *base_path == other.base_path
+            && *inject == other.inject
+            && sensitive(inject) == sensitive(&other.inject)
+            && *allowed == other.allowed
+            && *clients == other.clients
+            && *denied == other.denied
+            && *body_limit == other.body_limit
     }
 }
 
