@@ -123,7 +123,8 @@ async fn random_write(api: &Api, world: &mut World, rng: &mut StdRng, upstream: 
                 reply,
             )
         }
-        3 if account.is_some() => {
+        // Rarer than creations, so that the tables grow.
+        3 if account.is_some() && rng.random_bool(0.4) => {
             let account = account.unwrap();
             let reply = api.delete(&format!("/provider-accounts/{account}")).await;
             if reply.status == 204 {
