@@ -26,6 +26,11 @@ pub struct Config {
     #[arg(long = "listen", env = "LISTEN_ADDR", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
 
+    /// Threads serving requests; default: one per CPU. Set it to the CPUs the data plane is
+    /// given (a container's CPU limit) so that idle threads do not compete for them.
+    #[arg(long, env = "WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_threads: Option<u16>,
+
     /// Keys that open upstream credentials sealed by the control plane:
     /// `id:64-hex-digits[,id:64-hex-digits…]`, the same list the control plane has.
     #[arg(long, env = "GATEHOUSE_ENCRYPTION_KEYS", hide_env_values = true, value_parser = Keyring::parse)]
