@@ -327,6 +327,7 @@ async fn get_delete_keys_and_snippet_work_against_the_api() {
     )
     .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.trim(), "integrations/spare deleted");
     let run = gatehouse(
         &cp,
         key,

@@ -79,11 +79,20 @@ pub fn field_changes<T: WithSecrets + Serialize>(
         .collect()
 }
 
+/// The top-level fields of `input` that hold something: an absent field, null, `[]` and `{}`
+/// are all "none", so a new object lists only what it sets.
 fn to_fields<T: Serialize>(input: &T) -> serde_json::Map<String, Value> {
-    match serde_json::to_value(input) {
-        Ok(Value::Object(map)) => map,
-        _ => serde_json::Map::new(),
-    }
+    let Ok(Value::Object(map)) = serde_json::to_value(input) else {
+        return serde_json::Map::new();
+    };
+    map.into_iter()
+        .filter(|(_, value)| match value {
+            Value::Null => false,
+            Value::Array(items) => !items.is_empty(),
+            Value::Object(fields) => !fields.is_empty(),
+            _ => true,
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 use shared::model::{EndpointType, HeaderAuth};
 use utoipa::ToSchema;
@@ -15,7 +15,7 @@ use crate::integrations::IntegrationInput;
 use crate::provider_accounts::{AccountInput, Collaborator};
 
 /// One manifest document.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Document {
     pub api_version: ApiVersion,
@@ -25,18 +25,18 @@ pub struct Document {
 }
 
 /// The manifest format version; the only one so far.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 pub enum ApiVersion {
     #[serde(rename = "gatehouse/v1")]
     V1,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 pub enum Kind {
     ProviderAccount,
 }
 
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Metadata {
     /// The provider account's name: what the document is reconciled by.
@@ -45,7 +45,7 @@ pub struct Metadata {
 
 /// The fields of a provider account (as `POST /provider-accounts` takes them, less the name)
 /// and its integrations. Integrations of the account that the list does not name are deleted.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountSpec {
     #[serde(default)]

@@ -1,5 +1,6 @@
 //! `get KIND [NAME]` and `delete KIND NAME`.
 
+use clap::ValueEnum as _;
 use reqwest::Method;
 
 use crate::CliResult;
@@ -29,6 +30,7 @@ pub fn delete(client: &Client, kind: Kind, name: &str, account: Option<&str>) ->
     } else {
         "deleted"
     };
-    println!("{kind:?} {name} {done}");
+    let kind = kind.to_possible_value().map(|v| v.get_name().to_owned());
+    println!("{}/{name} {done}", kind.unwrap_or_default());
     Ok(0)
 }
