@@ -74,10 +74,8 @@ async fn apply(
     let me = caller_subject(&mut tx, &caller).await?;
     let mut objects = Vec::new();
     for (account, integrations) in documents {
-        reconcile_account(&mut tx, &state, &caller, me.as_ref(), account, integrations)
-            .await?
-            .into_iter()
-            .for_each(|o| objects.push(o));
+        let diffs = reconcile_account(&mut tx, &state, &caller, me.as_ref(), account, integrations);
+        objects.extend(diffs.await?);
     }
     let version = if dry_run {
         tx.rollback().await?;

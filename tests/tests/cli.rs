@@ -9,6 +9,7 @@ use std::time::Duration;
 use gatehouse_tests::upstream::EchoUpstream;
 use gatehouse_tests::{ControlPlane, DataPlane, config_version, fresh_database};
 use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt as _;
 
 /// What one run of the CLI left.
 struct Run {
@@ -407,6 +408,18 @@ async fn get_delete_keys_and_snippet_work_against_the_api() {
         .unwrap();
     assert!(output.status.success(), "{curl}");
     assert_eq!(upstream.last().unwrap().target, "/base/v1/hello");
+    // The Python part parses (python3 is already needed by deploy/lint.sh; `requests` is not
+    // assumed installed, so it is not run).
+    let python = run.stdout.split("# Python (requests)\n").nth(1).unwrap();
+    let mut check = tokio::process::Command::new("python3")
+        .args(["-c", "import ast, sys; ast.parse(sys.stdin.read())"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = check.stdin.take().unwrap();
+    stdin.write_all(python.as_bytes()).await.unwrap();
+    drop(stdin);
+    assert!(check.wait().await.unwrap().success(), "{python}");
     let args = [&["snippet", "acme", "nope"][..], &gateway[..]].concat();
     let run = gatehouse(&cp, key, &args, &[]).await;
     assert_eq!(run.code, 1);
