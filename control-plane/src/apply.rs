@@ -131,10 +131,7 @@ fn parse_all(values: Vec<Value>) -> ApiResult<Vec<(AccountInput, Vec<Integration
 }
 
 fn invalid(object: &str, error: FieldError) -> ApiError {
-    ApiError::InvalidObject {
-        object: object.to_owned(),
-        error,
-    }
+    ApiError::Validation(error).about(object)
 }
 
 fn account_object(name: &str) -> String {
@@ -180,7 +177,9 @@ async fn reconcile_account(
             role: Role::ProviderAccountManager,
         });
     }
-    let existing = provider_accounts::find_managed(tx, caller, &desired.name).await?;
+    let existing = provider_accounts::find_managed(tx, caller, &desired.name)
+        .await
+        .map_err(|e| e.about(&object))?;
     let name = desired.name.clone();
     let (account_id, account_diff, stored) = match existing {
         None => {

@@ -289,6 +289,7 @@ async fn apply_follows_who_may_manage() {
     // Someone else's account: as if it did not exist, and nothing changes.
     let r = apply(&dev, manifest(upstream, "s2", &[]), false).await;
     assert_eq!(r.status, 404, "{}", r.text);
+    assert_eq!(r.json["object"], "provider account acme");
     assert_eq!(
         admin
             .get("/provider-accounts/acme/integrations/svc")

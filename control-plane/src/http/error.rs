@@ -25,9 +25,13 @@ pub enum ApiError {
     PreconditionFailed,
     #[error(transparent)]
     Validation(#[from] FieldError),
-    /// A field of one object of a manifest (`provider account acme`, `integration acme/svc`).
+    /// An error about one object of a manifest (`provider account acme`, `integration
+    /// acme/svc`): the inner error's status, its detail prefixed with the object.
     #[error("{object}: {error}")]
-    InvalidObject { object: String, error: FieldError },
+    About {
+        object: String,
+        error: Box<ApiError>,
+    },
     #[error(transparent)]
     Database(sqlx::Error),
     /// A stored secret that does not open: corruption or a missing key, never the caller's doing.
@@ -60,14 +64,15 @@ impl From<sqlx::Error> for ApiError {
 }
 
 impl ApiError {
-    /// A validation error attributed to `object`; other errors unchanged.
+    /// The error attributed to `object`. Internal errors stay as they are (their detail is
+    /// never answered), and so does an error already attributed.
     pub fn about(self, object: &str) -> ApiError {
         match self {
-            ApiError::Validation(error) => ApiError::InvalidObject {
+            kept @ (ApiError::Database(_) | ApiError::Sealed(_) | ApiError::About { .. }) => kept,
+            other => ApiError::About {
                 object: object.to_owned(),
-                error,
+                error: Box::new(other),
             },
-            other => other,
         }
     }
 
@@ -79,9 +84,8 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-            ApiError::Validation(_) | ApiError::InvalidObject { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::About { error, .. } => error.status(),
             ApiError::Database(_) | ApiError::Sealed(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -103,7 +107,7 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "base_url")]
     field: Option<String>,
-    /// The manifest object the offending field belongs to, for `PUT /apply`.
+    /// The manifest object the error is about, for `PUT /apply`.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "integration acme/svc")]
     object: Option<String>,
@@ -122,7 +126,10 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let (field_error, object) = match &self {
             ApiError::Validation(e) => (Some(e), None),
-            ApiError::InvalidObject { object, error } => (Some(error), Some(object.clone())),
+            ApiError::About { object, error } => match &**error {
+                ApiError::Validation(e) => (Some(e), Some(object.clone())),
+                _ => (None, Some(object.clone())),
+            },
             _ => (None, None),
         };
         let detail = match &self {
