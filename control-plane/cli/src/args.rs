@@ -12,7 +12,9 @@ use crate::output::Format;
 #[command(
     name = "gatehouse",
     version,
-    about = "Command line of a Gatehouse control plane"
+    about = "Command line of a Gatehouse control plane",
+    after_help = "Exit codes: 0 ok (diff: nothing to change), 1 refused by the API or invalid \
+                  input, 2 diff: changes pending, 3 control plane unreachable."
 )]
 pub struct Cli {
     #[command(flatten)]
