@@ -17,7 +17,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
-use crate::{api_keys, data_planes, integrations, provider_accounts, subjects, traces};
+use crate::{api_keys, apply, data_planes, integrations, provider_accounts, subjects, traces};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -49,6 +49,7 @@ pub fn api() -> (Router<AppState>, OpenApiDoc) {
         .merge(subjects::principals::routes())
         .merge(subjects::teams::routes())
         .merge(api_keys::routes())
+        .merge(apply::routes())
         .merge(traces::routes())
         .merge(data_planes::routes());
     let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())

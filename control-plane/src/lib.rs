@@ -7,12 +7,14 @@
 //! - [`auth`]: the caller behind an API key, and who may manage what.
 //! - [`bootstrap`]: the first admin and `create-admin`.
 //! - [`provider_accounts`], [`integrations`], [`subjects`], [`api_keys`]: the resources.
+//! - [`apply`]: `PUT /apply`, reconciling accounts with a manifest in one transaction.
 //! - [`traces`]: the request logs data planes write, and their retention.
 //! - [`data_planes`]: the data planes that reported in, and their applied versions.
 //! - [`secrets`]: masking and write-only handling of header auth.
 //! - [`reseal`]: re-sealing stored credentials under a rotated key.
 
 pub mod api_keys;
+pub mod apply;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
