@@ -211,9 +211,8 @@ fn bytes_after_an_upgrade_request_wait_for_its_answer() {
         }
     }
     // A caller that leaves while the answer is pending is seen leaving.
-    let (mut guard, _) = guard(vec![upgrade.as_bytes().to_vec()], true);
-    let mut out = Vec::new();
-    assert!(drain(&mut guard, 8192, &mut out));
+    let (mut left, _) = guard(vec![upgrade.as_bytes().to_vec()], true);
+    assert!(drain(&mut left, 8192, &mut Vec::new()));
     // The next request after a refused upgrade is inspected like any other.
     let input = [upgrade, GET].concat();
     let (mut guard, connection) = guard(vec![input.into_bytes()], false);
