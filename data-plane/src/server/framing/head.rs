@@ -108,8 +108,17 @@ fn digits(value: &[u8]) -> Option<u64> {
 /// nearly every request — are checked here without allocating; anything else (other forms,
 /// bytes such as `<`, `{` or UTF-8) goes through the parser itself.
 fn target_is_valid(target: &str) -> bool {
-    let plain = |b: &u8| {
-        b.is_ascii_alphanumeric()
+    (target.starts_with('/') && target.bytes().all(|b| PLAIN[usize::from(b)]))
+        || http::Uri::try_from(target).is_ok()
+}
+
+/// Unreserved and sub-delimiter characters, `%`, `:`, `@`, `/` and `?`: valid anywhere in an
+/// origin-form path and query.
+const PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0u8;
+    while b < 0x80 {
+        table[b as usize] = b.is_ascii_alphanumeric()
             || matches!(
                 b,
                 b'-' | b'.'
@@ -131,11 +140,11 @@ fn target_is_valid(target: &str) -> bool {
                     | b'@'
                     | b'/'
                     | b'?'
-            )
-    };
-    (target.starts_with('/') && target.as_bytes().iter().all(plain))
-        || http::Uri::try_from(target).is_ok()
-}
+            );
+        b += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {
