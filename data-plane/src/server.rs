@@ -49,7 +49,11 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let gateway = Arc::clone(&gateway);
         let framing = Arc::new(framing::Connection::default());
-        let io = TokioIo::new(framing::Guard::new(stream, Arc::clone(&framing)));
+        let io = TokioIo::new(framing::Guard::new(
+            stream,
+            Arc::clone(&framing),
+            Some(gateway.config.header_read_timeout()),
+        ));
         let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let gateway = Arc::clone(&gateway);
             // In hyper's order, before any later request is read.

@@ -23,9 +23,11 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker, ready};
+use std::time::Duration;
 
 use http::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
 
 use crate::proxy::ProxyError;
 use body::{Advance, Body};
@@ -158,10 +160,20 @@ pub struct Guard<S> {
     cleared: usize,
     /// Request heads (stand-in included) given to hyper so far.
     heads: u64,
+    /// How long the first head may take, and its deadline once waiting began: hyper's header
+    /// read timeout starts only after hyper-util has seen enough bytes to pick HTTP/1 or /2,
+    /// which a held-back head never shows it. `None` once the first head is in.
+    first_head: Option<(Duration, Option<Pin<Box<Sleep>>>)>,
 }
 
 impl<S> Guard<S> {
-    pub fn new(io: S, connection: Arc<Connection>) -> Guard<S> {
+    /// Guards `io`; with `first_head_timeout`, a first request head (or HTTP/2 preface) not in
+    /// by then ends the connection.
+    pub fn new(
+        io: S,
+        connection: Arc<Connection>,
+        first_head_timeout: Option<Duration>,
+    ) -> Guard<S> {
         Guard {
             io,
             connection,
@@ -171,6 +183,7 @@ impl<S> Guard<S> {
             end: 0,
             cleared: 0,
             heads: 0,
+            first_head: first_head_timeout.map(|timeout| (timeout, None)),
         }
     }
 
@@ -187,6 +200,7 @@ impl<S> Guard<S> {
 
     /// The head at the start of the live bytes was inspected: pass it on, or refuse it.
     fn on_head(&mut self, head: Result<Head, Refusal>) {
+        self.first_head = None;
         let position = self.heads;
         self.heads += 1;
         match head {
@@ -256,6 +270,21 @@ impl<S: AsyncRead + Unpin> Guard<S> {
     }
 }
 
+impl<S> Guard<S> {
+    /// Pending, or the end of a connection whose first head is late.
+    fn poll_first_head_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some((timeout, deadline)) = &mut self.first_head else {
+            return Poll::Pending;
+        };
+        let deadline = deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(*timeout)));
+        ready!(deadline.as_mut().poll(cx));
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "no request head within the header read timeout",
+        )))
+    }
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for Guard<S> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -285,6 +314,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guard<S> {
                     let preface = &live[..live.len().min(H2_PREFACE.len())];
                     if first && H2_PREFACE.starts_with(preface) {
                         if live.len() >= H2_PREFACE.len() {
+                            this.first_head = None;
                             this.state = State::Passthrough;
                             continue;
                         }
@@ -301,10 +331,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guard<S> {
                             }
                         }
                     }
-                    // An incomplete head at the end of the connection is dropped: hyper sees
-                    // the end, as if nothing had been sent.
-                    if ready!(this.poll_hold(cx))? == 0 {
-                        return Poll::Ready(Ok(()));
+                    match this.poll_hold(cx)? {
+                        // An incomplete head at the end of the connection is dropped: hyper
+                        // sees the end, as if nothing had been sent.
+                        Poll::Ready(0) => return Poll::Ready(Ok(())),
+                        Poll::Ready(_) => {}
+                        Poll::Pending => return this.poll_first_head_deadline(cx),
                     }
                 }
                 State::AwaitUpgrade => match this.connection.upgrade_outcome(cx.waker()) {

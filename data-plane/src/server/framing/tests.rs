@@ -61,7 +61,10 @@ fn guard(chunks: Vec<Vec<u8>>, ends: bool) -> (Guard<Script>, Arc<Connection>) {
         chunks: chunks.into_iter().map(Bytes::from).collect(),
         ends,
     };
-    (Guard::new(script, Arc::clone(&connection)), connection)
+    (
+        Guard::new(script, Arc::clone(&connection), None),
+        connection,
+    )
 }
 
 /// Every way of cutting `input` in two, plus one byte at a time (an empty read is the end).
@@ -232,6 +235,29 @@ fn bytes_after_an_upgrade_request_wait_for_its_answer() {
     assert!(connection.dispatched().upgrade.is_none());
 }
 
+/// hyper's header read timeout starts only once hyper-util has picked HTTP/1 from the first
+/// bytes, which the guard holds back: the guard times the first head itself, and only it.
+#[tokio::test(start_paused = true)]
+async fn a_first_head_not_in_time_ends_the_connection() {
+    use tokio::io::AsyncReadExt;
+    let timeout = Duration::from_secs(10);
+    let slow = |first: &str| Script {
+        chunks: [Bytes::from([first, "GET / HTTP/1.1\r\nX-Slow: "].concat())].into(),
+        ends: false,
+    };
+    let started = tokio::time::Instant::now();
+    let mut guarded = Guard::new(slow(""), Arc::default(), Some(timeout));
+    let error = guarded.read(&mut [0u8; 64]).await.unwrap_err();
+    assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+    assert_eq!(started.elapsed(), timeout);
+
+    let mut guarded = Guard::new(slow(GET), Arc::default(), Some(timeout));
+    let mut buf = [0u8; 64];
+    assert_eq!(guarded.read(&mut buf).await.unwrap(), GET.len());
+    let later = tokio::time::timeout(timeout * 2, guarded.read(&mut buf)).await;
+    assert!(later.is_err(), "the second head is hyper's to time");
+}
+
 /// The guard's cost per request, next to the head parse hyper does anyway:
 ///
 /// ```sh
@@ -277,7 +303,7 @@ fn guard_cost() {
         // The best of three runs each.
         let bare = (0..3).map(|_| timed(&mut script())).min().unwrap();
         let through_guard = (0..3)
-            .map(|_| timed(&mut Guard::new(script(), Arc::default())))
+            .map(|_| timed(&mut Guard::new(script(), Arc::default(), None)))
             .min()
             .unwrap();
         // hyper's own parse of the same heads, for scale.
