@@ -4,8 +4,8 @@
 //! after dropping the length — and malformed heads, which hyper answers with an empty 400.
 //!
 //! It holds each HTTP/1 request head back until it is complete and inspects it ([`head`]); then
-//! it counts the body through ([`body`]), read straight into hyper's buffer and never copied,
-//! to find the next head. A refused head is never shown to hyper: hyper gets a fixed synthetic
+//! it counts the body through ([`body`]) to find the next head, the body read straight into
+//! hyper's buffer (only bytes that came in one read with a head pass through the guard's). A refused head is never shown to hyper: hyper gets a fixed synthetic
 //! request in its place, and nothing after it, so earlier pipelined requests are answered first,
 //! in order; the service recognises the synthetic request by its position on the connection
 //! ([`Connection::dispatched`]) — nothing a client sends can mark a request as refused — and
