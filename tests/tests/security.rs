@@ -284,8 +284,9 @@ async fn malformed_request_heads_get_the_gateways_error() {
             400,
             "malformed_request",
         ),
+        // Just over hyper's ~408 KiB, so little is left unread when the gateway closes.
         (
-            format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(500_000)),
+            format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(420_000)),
             431,
             "headers_too_large",
         ),
