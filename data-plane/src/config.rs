@@ -69,6 +69,11 @@ pub struct Config {
     #[arg(long, env = "BODY_IDLE_TIMEOUT_MS", default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub body_idle_timeout_ms: u64,
 
+    /// Milliseconds an upgraded connection (WebSocket) may pass no byte either way before the
+    /// gateway closes both sides of it (traffic in either direction keeps it open).
+    #[arg(long, env = "TUNNEL_IDLE_TIMEOUT_MS", default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub tunnel_idle_timeout_ms: u64,
+
     /// Most proxied requests in flight at once, streams and tunnels included; beyond it the
     /// gateway answers 503 at once instead of running out of memory.
     #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
@@ -132,6 +137,9 @@ impl Config {
     }
     pub fn body_idle_timeout(&self) -> Duration {
         Duration::from_millis(self.body_idle_timeout_ms)
+    }
+    pub fn tunnel_idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.tunnel_idle_timeout_ms)
     }
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_millis(self.header_read_timeout_ms)

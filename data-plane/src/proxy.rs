@@ -219,6 +219,7 @@ async fn relay(
             caller_upgrade,
             request_id,
             permit,
+            gateway.config.tunnel_idle_timeout(),
         ));
     }
     let (mut parts, body) = response.into_parts();
