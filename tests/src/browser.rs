@@ -7,6 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use fantoccini::elements::Element;
+use fantoccini::error::CmdError;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
@@ -130,13 +131,17 @@ impl Browser {
 
     /// Clears the field `css` and types `text` into it.
     pub async fn fill(&self, css: &str, text: &str) {
-        let input = self.find(css).await;
-        input.clear().await.unwrap();
-        input.send_keys(text).await.unwrap();
+        until_fresh(|| async {
+            let input = self.find(css).await;
+            input.clear().await?;
+            input.send_keys(text).await
+        })
+        .await;
     }
 
+    /// Clicks the first `css` element whose text contains `text`.
     pub async fn click(&self, css: &str, text: &str) {
-        self.find_text(css, text).await.click().await.unwrap();
+        until_fresh(|| async { self.find_text(css, text).await.click().await }).await;
     }
 
     /// The page at both [`SCREENS`] sizes, as `{dir}/{name}-{screen}.png`; the viewport is back
@@ -175,6 +180,25 @@ impl Browser {
     /// Ends the session (Chromium quits) and the driver.
     pub async fn close(self) {
         let _ = self.client.clone().close().await;
+    }
+}
+
+/// Runs `action` again while it fails on an element that went stale: pages redraw parts of
+/// themselves when an answer arrives, which can replace an element between finding and using it.
+async fn until_fresh<F, Fut>(mut action: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), CmdError>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match action().await {
+            Ok(()) => return,
+            Err(e) if e.is_stale_element_reference() && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
     }
 }
 

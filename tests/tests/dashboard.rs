@@ -12,7 +12,7 @@ use std::time::Duration;
 use fantoccini::key::Key;
 use gatehouse_tests::browser::Browser;
 use gatehouse_tests::upstream::EchoUpstream;
-use gatehouse_tests::{ControlPlane, DataPlane, fresh_database, wait_until};
+use gatehouse_tests::{ControlPlane, DataPlane, config_version, fresh_database, wait_until};
 
 fn screenshot_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -89,8 +89,9 @@ async fn dashboard_end_to_end() {
     b.fill("input[name=key]", "gh_not-a-key").await;
     b.click("button[type=submit]", "Sign in").await;
     error_beside(&b, "input[name=key]", "a valid API key is required").await;
-    b.fill("input[name=key]", &cp.admin_key).await;
-    b.click("button[type=submit]", "Sign in").await;
+    // From the keyboard: Enter submits.
+    b.fill("input[name=key]", &(cp.admin_key.clone() + &Key::Enter))
+        .await;
     b.find_text("h1", "Provider accounts").await;
     let url = b.client.current_url().await.unwrap();
     assert!(
@@ -206,11 +207,42 @@ async fn dashboard_end_to_end() {
     )
     .await;
     b.screenshots(&shots, "traces").await;
-    b.find("tbody a").await.click().await.unwrap();
+    b.click("tbody a", "").await;
     // Traces keep the path, never the query (it may carry secrets).
     b.find_text("dd", "/hello").await;
     b.find_text("dd", "user:admin@test.local").await;
     b.screenshots(&shots, "trace").await;
+
+    // Secrets are write-only: the settings form shows the stored header auth value empty, and
+    // saving it unchanged keeps the stored value.
+    b.click("#nav a", "Provider accounts").await;
+    b.click("tbody a", "acme-speech").await;
+    let stored = b
+        .find("input[aria-label='Header auth (write-only): header value']")
+        .await;
+    assert_eq!(stored.prop("value").await.unwrap().as_deref(), Some(""));
+    assert_eq!(
+        stored.attr("type").await.unwrap().as_deref(),
+        Some("password")
+    );
+    let before = config_version(&cp.db).await;
+    b.click("button[type=submit]", "Save settings").await;
+    wait_until(Duration::from_secs(10), "the settings saved", || async {
+        config_version(&cp.db).await > before
+    })
+    .await;
+    dp.wait_applied(config_version(&cp.db).await, Duration::from_secs(10))
+        .await;
+    let again = gatehouse_tests::http_client()
+        .get(dp.proxy("acme-speech/speech/again"))
+        .bearer_auth(&cp.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    let seen = upstream.last().unwrap();
+    assert_eq!(seen.target, "/again");
+    assert_eq!(seen.header("x-upstream-key"), Some("upstream-secret"));
 
     // A key: created (its secret shown once), working, revoked, refused.
     b.click("#nav a", "API keys").await;
