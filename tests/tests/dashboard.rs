@@ -60,6 +60,15 @@ async fn clipboard(browser: &Browser) -> String {
     text
 }
 
+/// Fills and submits the admin page's virtual account form.
+async fn add_virtual_account(browser: &Browser, name: &str) {
+    let section = "section[aria-label='Virtual accounts']";
+    browser.fill(&format!("{section} input"), name).await;
+    browser
+        .click(&format!("{section} button"), "Add virtual account")
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_end_to_end() {
     let db = fresh_database().await;
@@ -272,13 +281,7 @@ async fn dashboard_end_to_end() {
 
     // Admin pages, and the list with its search.
     b.click("#nav a", "Admin").await;
-    b.fill("section[aria-label='Virtual accounts'] input", "ci-bot")
-        .await;
-    b.click(
-        "section[aria-label='Virtual accounts'] button",
-        "Add virtual account",
-    )
-    .await;
+    add_virtual_account(&b, "ci-bot").await;
     b.find_text("section[aria-label='Virtual accounts'] td", "ci-bot")
         .await;
     b.screenshots(&shots, "admin").await;
@@ -296,5 +299,63 @@ async fn dashboard_end_to_end() {
         .await
         .unwrap();
     assert_eq!(stored, serde_json::json!(0));
+    b.close().await;
+}
+
+/// A user who is not an admin: no admin link, only the accounts it may see, the API's refusal
+/// shown in the form, and sent back to sign-in once its key is revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_for_a_user() {
+    let db = fresh_database().await;
+    let cp = ControlPlane::start(&db).await;
+    let admin = cp.admin();
+    assert_eq!(
+        admin
+            .post("/users", serde_json::json!({"email": "ada@example.com"}))
+            .await
+            .status,
+        201
+    );
+    let key = admin
+        .post(
+            "/api-keys",
+            serde_json::json!({"name": "ada", "owner": "user:ada@example.com"}),
+        )
+        .await;
+    assert_eq!(key.status, 201, "{}", key.text);
+    let (key_id, secret) = (
+        key.json["id"].as_str().unwrap(),
+        key.json["secret"].as_str().unwrap(),
+    );
+    assert_eq!(
+        admin
+            .post("/provider-accounts", serde_json::json!({"name": "hidden"}))
+            .await
+            .status,
+        201
+    );
+    let b = Browser::start().await;
+
+    b.goto(&format!("{}/ui/signin", cp.url)).await;
+    b.fill("input[name=key]", &(secret.to_owned() + &Key::Enter))
+        .await;
+    b.find_text("h1", "Provider accounts").await;
+    b.find_text("td.empty", "Nothing here yet").await;
+    assert!(!b.find("#nav-admin").await.is_displayed().await.unwrap());
+
+    b.goto(&format!("{}/ui/admin", cp.url)).await;
+    add_virtual_account(&b, "ci-bot").await;
+    b.find_text(
+        "section[aria-label='Virtual accounts'] .error",
+        "only admins",
+    )
+    .await;
+
+    assert_eq!(
+        admin.delete(&format!("/api-keys/{key_id}")).await.status,
+        204
+    );
+    b.click("#nav a", "Traces").await;
+    b.find("input[name=key]").await;
     b.close().await;
 }

@@ -3,11 +3,11 @@
 // unchanged ones, which the API reads as "keep the stored value".
 import { errorLine, h } from "./dom.js";
 
-export const MASK = "********";
+const MASK = "********";
 
 // `headers`: { name: value }; `secret(name)`: whether a value is write-only; `allSecret`: every
 // value is (header auth) so there is no per-row checkbox.
-export function headersEditor(legend, headers = {}, { secret = () => false, allSecret = false } = {}) {
+function headersEditor(legend, headers = {}, { secret = () => false, allSecret = false } = {}) {
   const rows = h("div", { class: "header-rows" });
   const addRow = (name = "", value = "", isSecret = allSecret) => {
     const stored = value === MASK;

@@ -4,7 +4,7 @@
 import { copyButton, field, h, replace } from "./dom.js";
 import { gatewayUrl } from "./session.js";
 
-export function proxyUrl(account, endpoint, path) {
+function proxyUrl(account, endpoint, path) {
   const rest = path.replace(/^\/+/, "");
   return `${gatewayUrl()}/proxy-api/${encodeURIComponent(account)}/${encodeURIComponent(endpoint)}/${rest}`;
 }
@@ -12,11 +12,11 @@ export function proxyUrl(account, endpoint, path) {
 const shellQuote = (text) => `'${text.replaceAll("'", "'\\''")}'`;
 const pyQuote = (text) => JSON.stringify(text);
 
-export function curlSnippet(url) {
+function curlSnippet(url) {
   return `curl -sS ${shellQuote(url)} \\\n  -H "Authorization: Bearer $GATEHOUSE_API_KEY"`;
 }
 
-export function pythonSnippet(url) {
+function pythonSnippet(url) {
   return [
     "import os",
     "",
