@@ -3,7 +3,9 @@
 //! the API key the user signs in with. `index.html` gets the public gateway URL rendered into a
 //! `<meta>` tag once, when the router is built, so usage snippets need no extra API route.
 
+use std::collections::HashMap;
 use std::hash::{Hash as _, Hasher as _};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -64,80 +66,97 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
      img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; \
      frame-ancestors 'none'";
 
-/// `index.html` with the gateway URL filled in, and its entity tag.
-#[derive(Clone)]
-struct Index {
-    html: Bytes,
+/// A file ready to answer: its type, body and entity tag, computed once.
+struct Served {
+    content_type: &'static str,
+    body: Bytes,
     etag: HeaderValue,
+}
+
+impl Served {
+    fn new(content_type: &'static str, body: Bytes) -> Served {
+        let mut hasher = std::hash::DefaultHasher::new();
+        body.hash(&mut hasher);
+        // SipHash with fixed keys: the same tag for the same bytes, in every replica.
+        let etag = HeaderValue::from_str(&format!("\"{:016x}\"", hasher.finish()))
+            .expect("a quoted hex number is a valid header value");
+        Served {
+            content_type,
+            body,
+            etag,
+        }
+    }
+}
+
+/// Everything under `/ui/`: `index.html` with the gateway URL filled in, and the assets.
+struct Files {
+    index: Served,
+    assets: HashMap<&'static str, Served>,
+}
+
+impl Files {
+    /// An asset by path; other paths are the dashboard's own (history-API) routes, so they get
+    /// `index.html` — unless they look like a file, which then does not exist.
+    fn serve(&self, path: &str, request: &HeaderMap) -> Response {
+        if let Some(asset) = self.assets.get(path) {
+            return respond(asset, request);
+        }
+        let last = path.rsplit('/').next().unwrap_or_default();
+        if last.contains('.') {
+            return (StatusCode::NOT_FOUND, "not found").into_response();
+        }
+        respond(&self.index, request)
+    }
 }
 
 /// The `/ui` routes; `gateway_url` is what usage snippets call.
 pub fn routes<S: Clone + Send + Sync + 'static>(gateway_url: &str) -> Router<S> {
     let html = INDEX_HTML.replace(GATEWAY_PLACEHOLDER, &escape_attribute(gateway_url));
-    let index = Index {
-        etag: etag_of(&html),
-        html: Bytes::from(html),
-    };
-    let at_root = index.clone();
+    let files = Arc::new(Files {
+        index: Served::new("text/html; charset=utf-8", Bytes::from(html)),
+        assets: ASSETS
+            .iter()
+            .map(|a| {
+                let body = Bytes::from_static(a.body.as_bytes());
+                (a.path, Served::new(a.content_type, body))
+            })
+            .collect(),
+    });
+    let at_root = Arc::clone(&files);
     Router::new()
         .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
         .route(
             "/ui/",
-            get(move |headers: HeaderMap| async move { serve_index(&at_root, &headers) }),
+            get(move |headers: HeaderMap| async move { respond(&at_root.index, &headers) }),
         )
         .route(
             "/ui/{*path}",
             get(
                 move |Path(path): Path<String>, headers: HeaderMap| async move {
-                    serve_path(&index, &path, &headers)
+                    files.serve(&path, &headers)
                 },
             ),
         )
 }
 
-/// An asset by path; other paths are the dashboard's own (history-API) routes, so they get
-/// `index.html` — unless they look like a file, which then does not exist.
-fn serve_path(index: &Index, path: &str, headers: &HeaderMap) -> Response {
-    if let Some(asset) = ASSETS.iter().find(|a| a.path == path) {
-        let body = Bytes::from_static(asset.body.as_bytes());
-        return respond(asset.content_type, body, &etag_of(asset.body), headers);
-    }
-    let last = path.rsplit('/').next().unwrap_or_default();
-    if last.contains('.') {
-        return (StatusCode::NOT_FOUND, "not found").into_response();
-    }
-    serve_index(index, headers)
-}
-
-fn serve_index(index: &Index, headers: &HeaderMap) -> Response {
-    respond(
-        "text/html; charset=utf-8",
-        index.html.clone(),
-        &index.etag,
-        headers,
-    )
-}
-
-/// The body with security headers; `no-cache` makes browsers revalidate (cheaply, by `ETag`), so
+/// The file with security headers; `no-cache` makes browsers revalidate (cheaply, by `ETag`), so
 /// an upgraded control plane is never mixed with stale modules.
-fn respond(
-    content_type: &'static str,
-    body: Bytes,
-    etag: &HeaderValue,
-    request: &HeaderMap,
-) -> Response {
+fn respond(file: &Served, request: &HeaderMap) -> Response {
     let fresh = request
         .get(header::IF_NONE_MATCH)
-        .is_some_and(|v| v.as_bytes() == etag.as_bytes());
+        .is_some_and(|v| v.as_bytes() == file.etag.as_bytes());
     let mut response = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        Response::new(Body::from(body))
+        Response::new(Body::from(file.body.clone()))
     };
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(file.content_type),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(header::ETAG, etag.clone());
+    headers.insert(header::ETAG, file.etag.clone());
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),
@@ -151,14 +170,6 @@ fn respond(
         HeaderValue::from_static("no-referrer"),
     );
     response
-}
-
-/// A strong tag from the content (SipHash with fixed keys: stable for one binary).
-fn etag_of(body: &str) -> HeaderValue {
-    let mut hasher = std::hash::DefaultHasher::new();
-    body.hash(&mut hasher);
-    HeaderValue::from_str(&format!("\"{:016x}\"", hasher.finish()))
-        .expect("a quoted hex number is a valid header value")
 }
 
 fn escape_attribute(value: &str) -> String {
