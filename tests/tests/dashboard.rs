@@ -299,6 +299,57 @@ async fn dashboard_end_to_end() {
     }
     b.screenshots(&shots, "accounts").await;
 
+    // Editing an endpoint: an unknown subject is refused beside the subjects field (the API names
+    // `authorized_subjects[0]`); then the endpoint and the account are deleted.
+    b.click("tbody a", "acme-speech").await;
+    b.click("article[data-endpoint=speech] button", "Edit")
+        .await;
+    let subjects = "article[data-endpoint=speech] .field:has(input[placeholder^='user:ada']) input";
+    b.fill(subjects, "team:nobody").await;
+    b.click(
+        "article[data-endpoint=speech] button[type=submit]",
+        "Save endpoint",
+    )
+    .await;
+    b.find_text(
+        "article[data-endpoint=speech] .error",
+        "authorized_subjects[0]: subject team:nobody does not exist",
+    )
+    .await;
+    b.fill(subjects, "user:admin@test.local").await;
+    b.click(
+        "article[data-endpoint=speech] button[type=submit]",
+        "Save endpoint",
+    )
+    .await;
+    b.find_text(
+        "article[data-endpoint=speech] p",
+        "Authorized: user:admin@test.local",
+    )
+    .await;
+    b.click("article[data-endpoint=speech] button", "Delete endpoint")
+        .await;
+    b.click("article[data-endpoint=speech] button", "Yes, delete")
+        .await;
+    wait_until(Duration::from_secs(10), "the endpoint deleted", || async {
+        cp.admin()
+            .get("/provider-accounts/acme-speech/integrations/speech")
+            .await
+            .status
+            == 404
+    })
+    .await;
+    b.click("button", "Delete account").await;
+    b.click("button", "Yes, delete").await;
+    b.find_text("h1", "Provider accounts").await;
+    assert_eq!(
+        cp.admin()
+            .get("/provider-accounts/acme-speech")
+            .await
+            .status,
+        404
+    );
+
     // Signing out forgets the key.
     b.click("#nav button", "Sign out").await;
     b.find("input[name=key]").await;
