@@ -26,6 +26,11 @@ pub struct Config {
     #[arg(long = "listen", env = "LISTEN_ADDR", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
 
+    /// Threads serving requests; default: one per CPU. Set it to the CPUs the data plane is
+    /// given (a container's CPU limit) so that idle threads do not compete for them.
+    #[arg(long, env = "WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_threads: Option<u16>,
+
     /// Keys that open upstream credentials sealed by the control plane:
     /// `id:64-hex-digits[,id:64-hex-digits…]`, the same list the control plane has.
     #[arg(long, env = "GATEHOUSE_ENCRYPTION_KEYS", hide_env_values = true, value_parser = Keyring::parse)]
@@ -69,6 +74,11 @@ pub struct Config {
     /// gives up on it (a stream that keeps sending is never cut).
     #[arg(long, env = "BODY_IDLE_TIMEOUT_MS", default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub body_idle_timeout_ms: u64,
+
+    /// Milliseconds an upgraded connection (WebSocket) may pass no byte either way before the
+    /// gateway closes both sides of it (traffic in either direction keeps it open).
+    #[arg(long, env = "TUNNEL_IDLE_TIMEOUT_MS", default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub tunnel_idle_timeout_ms: u64,
 
     /// Most proxied requests in flight at once, streams and tunnels included; beyond it the
     /// gateway answers 503 at once instead of running out of memory.
@@ -136,6 +146,9 @@ impl Config {
     }
     pub fn body_idle_timeout(&self) -> Duration {
         Duration::from_millis(self.body_idle_timeout_ms)
+    }
+    pub fn tunnel_idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.tunnel_idle_timeout_ms)
     }
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_millis(self.header_read_timeout_ms)
