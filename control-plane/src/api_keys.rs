@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::bootstrap::insert_key;
-use crate::db::{Operation, record_change};
+use crate::db::{Operation, Touched, record_change_touching};
 use crate::http::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
 use crate::http::etag::{IfMatch, Tagged};
 use crate::http::json::ApiJson;
@@ -179,7 +179,14 @@ async fn create(
         .bind(input.expires_at)
         .execute(&mut *tx)
         .await?;
-    record_change(&mut tx, "api_key", &id.to_string(), Operation::Create).await?;
+    record_change_touching(
+        &mut tx,
+        "api_key",
+        &id.to_string(),
+        Operation::Create,
+        Touched::subjects(vec![owner_id]),
+    )
+    .await?;
     let view: KeyView = sqlx::query_as(SELECT)
         .bind(caller.subject_id)
         .bind(true)
@@ -217,19 +224,25 @@ async fn revoke(
     .fetch_optional(&mut *tx)
     .await?;
     if_match.check(current.ok_or(ApiError::NotFound("API key"))?)?;
-    let revoked = sqlx::query(
+    let owner: Option<Uuid> = sqlx::query_scalar(
         "update api_keys set revoked_at = coalesce(revoked_at, now())
-         where id = $1 and ($3 or subject_id = $2)",
+         where id = $1 and ($3 or subject_id = $2)
+         returning subject_id",
     )
     .bind(id)
     .bind(caller.subject_id)
     .bind(caller.is_admin)
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
-    if revoked.rows_affected() == 0 {
-        return Err(ApiError::NotFound("API key"));
-    }
-    record_change(&mut tx, "api_key", &id.to_string(), Operation::Delete).await?;
+    let owner = owner.ok_or(ApiError::NotFound("API key"))?;
+    record_change_touching(
+        &mut tx,
+        "api_key",
+        &id.to_string(),
+        Operation::Delete,
+        Touched::subjects(vec![owner]),
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -82,6 +82,11 @@ pub struct Config {
     #[arg(long, env = "DENY_UPSTREAM_RANGES", default_value = "")]
     pub deny_upstream_ranges: DenyList,
 
+    /// The data plane's URL as API clients reach it (`http(s)://host[:port][/prefix]`): the
+    /// dashboard's usage snippets call it.
+    #[arg(long, env = "GATEHOUSE_PUBLIC_GATEWAY_URL", default_value = "http://127.0.0.1:8081", value_parser = crate::ui::parse_gateway_url)]
+    pub public_gateway_url: String,
+
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -18,7 +18,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
-use crate::{api_keys, data_planes, integrations, provider_accounts, subjects, traces};
+use crate::{api_keys, apply, data_planes, integrations, provider_accounts, subjects, traces, ui};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -50,6 +50,7 @@ pub fn api() -> (Router<AppState>, OpenApiDoc) {
         .merge(subjects::principals::routes())
         .merge(subjects::teams::routes())
         .merge(api_keys::routes())
+        .merge(apply::routes())
         .merge(traces::routes())
         .merge(data_planes::routes());
     let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -59,8 +60,10 @@ pub fn api() -> (Router<AppState>, OpenApiDoc) {
     (routes, doc)
 }
 
-/// The whole control-plane HTTP surface; every request is counted in `/metrics`.
+/// The whole control-plane HTTP surface: the API, health endpoints and the dashboard; every
+/// request is counted in `/metrics`.
 pub fn router(state: AppState) -> Router {
+    let dashboard = ui::routes(&state.public_gateway_url);
     let (api, doc) = api();
     let api = api.layer(axum::middleware::from_fn(with_request_id));
     let metrics = metrics::ApiMetrics::new();
@@ -72,6 +75,7 @@ pub fn router(state: AppState) -> Router {
     .route("/api/v1/{*rest}", get(not_found).fallback(not_found))
     .route("/healthz", get(|| async { "ok" }))
     .route("/readyz", get(ready))
+    .merge(dashboard)
     .route(
         "/metrics",
         get(move |State(state): State<AppState>| {

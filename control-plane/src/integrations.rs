@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::address::DenyList;
 use shared::base_url::BaseUrl;
-use shared::crypto;
+use shared::crypto::{self, Keyring};
 use shared::headers::validate_header_map;
 use shared::model::{HeaderAuth, Subject, TlsSettings};
 use shared::names::validate_integration_name;
@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::{AccountAccess, Caller};
-use crate::db::{Operation, record_change};
+use crate::db::{Operation, Touched, record_change_touching};
 use crate::http::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
 use crate::http::etag::{IfMatch, Tagged};
 use crate::http::json::ApiJson;
@@ -34,7 +34,8 @@ use crate::http::paging::PageQuery;
 use crate::http::patch::patched;
 use crate::provider_accounts::authorize;
 use crate::secrets::{
-    Sealed, SecretFields, masked_custom_headers, seal_for_store, validate_secret_names,
+    SecretFields, SecretValues, WithSecrets, masked_custom_headers, seal_for_store,
+    validate_secret_names,
 };
 use crate::subjects::resolve_all;
 
@@ -45,7 +46,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// An integration as written by a caller.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationInput {
     pub name: String,
@@ -67,31 +68,40 @@ pub struct IntegrationInput {
     pub max_request_body_bytes: Option<u64>,
 }
 
-impl IntegrationInput {
-    /// Replaces the secret-bearing fields with what is stored for row `id`: sealed, masked
-    /// values taken from `stored`.
-    fn seal(
-        &mut self,
-        keyring: &shared::crypto::Keyring,
-        id: Uuid,
-        stored: Option<SecretFields<'_>>,
-    ) -> ApiResult<()> {
-        let new = SecretFields {
+impl WithSecrets for IntegrationInput {
+    fn secret_fields(&self) -> SecretFields<'_> {
+        SecretFields {
             header_auth: self.header_auth.as_ref(),
             custom_headers: &self.custom_headers,
             secret_custom_headers: &self.secret_custom_headers,
-        };
-        let sealed = seal_for_store(keyring, crypto::INTEGRATIONS, id, new, stored)?;
-        let Sealed {
-            header_auth,
-            custom_headers,
-        } = sealed;
-        self.header_auth = header_auth;
-        self.custom_headers = custom_headers;
-        Ok(())
+        }
     }
 
-    fn validate(&self) -> Result<(), FieldError> {
+    fn set_secret_values(&mut self, values: SecretValues) {
+        self.header_auth = values.header_auth;
+        self.custom_headers = values.custom_headers;
+    }
+}
+
+impl IntegrationInput {
+    /// What to store for row `id`: sealed, masked values taken from `stored`.
+    fn sealed(
+        &self,
+        keyring: &Keyring,
+        id: Uuid,
+        stored: Option<SecretFields<'_>>,
+    ) -> ApiResult<IntegrationInput> {
+        let sealed = seal_for_store(
+            keyring,
+            crypto::INTEGRATIONS,
+            id,
+            self.secret_fields(),
+            stored,
+        )?;
+        Ok(self.with_secret_values(sealed))
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), FieldError> {
         validate_integration_name(&self.name)?;
         BaseUrl::parse(&self.base_url)?;
         if let Some(auth) = &self.header_auth {
@@ -159,7 +169,7 @@ pub struct IntegrationView {
 }
 
 #[derive(sqlx::FromRow)]
-struct IntegrationRow {
+pub(crate) struct IntegrationRow {
     id: Uuid,
     account: String,
     name: String,
@@ -176,28 +186,58 @@ struct IntegrationRow {
 }
 
 impl IntegrationRow {
+    pub(crate) fn id(&self) -> Uuid {
+        self.id
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The integration as an input, its secrets as stored (sealed).
+    pub(crate) fn input(&self) -> IntegrationInput {
+        IntegrationInput {
+            name: self.name.clone(),
+            base_url: self.base_url.clone(),
+            header_auth: self.header_auth.as_ref().map(|a| a.0.clone()),
+            custom_headers: self.custom_headers.0.clone(),
+            secret_custom_headers: self.secret_custom_headers.clone(),
+            tls: self.tls(),
+            authorized_subjects: self.authorized_subjects.0.clone(),
+            max_request_body_bytes: self.max_request_body_bytes(),
+        }
+    }
+
+    fn tls(&self) -> TlsSettings {
+        TlsSettings {
+            reject_unauthorized: self.tls_reject_unauthorized,
+            ca_certs: self.tls_ca_certs.clone(),
+        }
+    }
+
+    fn max_request_body_bytes(&self) -> Option<u64> {
+        self.max_request_body_bytes.map(|n| n.max(0) as u64)
+    }
+
     fn tagged(self) -> Tagged<IntegrationView> {
         Tagged(self.updated_at, self.view())
     }
 
-    fn view(self) -> IntegrationView {
+    fn view(&self) -> IntegrationView {
         IntegrationView {
             id: self.id,
-            account: self.account,
-            name: self.name,
-            base_url: self.base_url,
-            header_auth: self.header_auth.map(|a| a.0.masked()),
+            account: self.account.clone(),
+            name: self.name.clone(),
+            base_url: self.base_url.clone(),
+            header_auth: self.header_auth.as_ref().map(|a| a.0.masked()),
             custom_headers: masked_custom_headers(
                 &self.custom_headers.0,
                 &self.secret_custom_headers,
             ),
-            secret_custom_headers: self.secret_custom_headers,
-            tls: TlsSettings {
-                reject_unauthorized: self.tls_reject_unauthorized,
-                ca_certs: self.tls_ca_certs,
-            },
-            authorized_subjects: self.authorized_subjects.0,
-            max_request_body_bytes: self.max_request_body_bytes.map(|n| n.max(0) as u64),
+            secret_custom_headers: self.secret_custom_headers.clone(),
+            tls: self.tls(),
+            authorized_subjects: self.authorized_subjects.0.clone(),
+            max_request_body_bytes: self.max_request_body_bytes(),
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
@@ -230,6 +270,20 @@ async fn fetch(conn: &mut PgConnection, account_id: Uuid, name: &str) -> ApiResu
     row.ok_or(ApiError::NotFound("integration"))
 }
 
+/// Every integration of account `account_id`, by name.
+pub(crate) async fn fetch_all(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+) -> ApiResult<Vec<IntegrationRow>> {
+    Ok(sqlx::query_as(SELECT)
+        .bind(account_id)
+        .bind(None::<String>)
+        .bind(None::<String>)
+        .bind(i64::MAX)
+        .fetch_all(conn)
+        .await?)
+}
+
 #[utoipa::path(get, path = "/provider-accounts/{account}/integrations", tag = "integrations",
     params(("account" = String, Path, description = "Provider account name"), PageQuery),
     responses((status = 200, description = "The account's integrations, by name", body = [IntegrationView]), ReadErrors))]
@@ -249,7 +303,7 @@ async fn list(
         .bind(page.fetch_limit())
         .fetch_all(&mut *conn)
         .await?;
-    let views = rows.into_iter().map(IntegrationRow::view).collect();
+    let views = rows.iter().map(IntegrationRow::view).collect();
     let path = format!("/api/v1/provider-accounts/{account}/integrations");
     let (headers, views) = page.finish(views, &path, |v: &IntegrationView| v.name.clone());
     Ok((headers, Json(views)))
@@ -275,31 +329,11 @@ async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Path(account): Path<String>,
-    ApiJson(mut input): ApiJson<IntegrationInput>,
+    ApiJson(input): ApiJson<IntegrationInput>,
 ) -> ApiResult<impl IntoResponse> {
     let mut tx = state.db.begin().await?;
     let account_id = authorize(&mut tx, &caller, &account, AccountAccess::Manage, true).await?;
-    input.validate()?;
-    check_upstream_address(&state.upstream_deny, &input.base_url).await?;
-    let id = Uuid::now_v7();
-    input.seal(&state.keyring, id, None)?;
-    sqlx::query(
-        "insert into integrations (id, account_id, name, base_url) values ($1, $2, $3, $4)",
-    )
-    .bind(id)
-    .bind(account_id)
-    .bind(&input.name)
-    .bind(&input.base_url)
-    .execute(&mut *tx)
-    .await?;
-    write_fields(&mut tx, id, &input).await?;
-    record_change(
-        &mut tx,
-        "integration",
-        &format!("{account}/{}", input.name),
-        Operation::Create,
-    )
-    .await?;
+    insert(&mut tx, &state, (account_id, &account), &input).await?;
     let row = fetch(&mut tx, account_id, &input.name).await?;
     tx.commit().await?;
     let location = format!(
@@ -311,6 +345,38 @@ async fn create(
         [(header::LOCATION, location)],
         row.tagged(),
     ))
+}
+
+/// Creates integration `input` in account `(id, name)` inside `tx`.
+pub(crate) async fn insert(
+    tx: &mut Transaction<'_, Postgres>,
+    state: &AppState,
+    (account_id, account): (Uuid, &str),
+    input: &IntegrationInput,
+) -> ApiResult<()> {
+    input.validate()?;
+    check_upstream_address(&state.upstream_deny, &input.base_url).await?;
+    let id = Uuid::now_v7();
+    let input = input.sealed(&state.keyring, id, None)?;
+    sqlx::query(
+        "insert into integrations (id, account_id, name, base_url) values ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(account_id)
+    .bind(&input.name)
+    .bind(&input.base_url)
+    .execute(&mut **tx)
+    .await?;
+    write_fields(tx, id, &input).await?;
+    record_change_touching(
+        tx,
+        "integration",
+        &format!("{account}/{}", input.name),
+        Operation::Create,
+        Touched::account(account_id),
+    )
+    .await?;
+    Ok(())
 }
 
 #[utoipa::path(put, path = "/provider-accounts/{account}/integrations/{endpoint}", tag = "integrations",
@@ -362,39 +428,45 @@ async fn write_replacement(
     let account_id = authorize(&mut tx, caller, account, AccountAccess::Manage, true).await?;
     let row = fetch(&mut tx, account_id, endpoint).await?;
     if_match.check(row.updated_at)?;
-    let (id, stored_auth) = (row.id, row.header_auth.as_ref().map(|a| a.0.clone()));
-    let stored_custom = (
-        row.custom_headers.0.clone(),
-        row.secret_custom_headers.clone(),
-    );
-    let mut input = build(&row.view())?;
-    input.validate()?;
-    check_upstream_address(&state.upstream_deny, &input.base_url).await?;
-    let stored = SecretFields {
-        header_auth: stored_auth.as_ref(),
-        custom_headers: &stored_custom.0,
-        secret_custom_headers: &stored_custom.1,
-    };
-    input.seal(&state.keyring, id, Some(stored))?;
-    sqlx::query(
-        "update integrations set name = $2, base_url = $3, updated_at = now() where id = $1",
-    )
-    .bind(id)
-    .bind(&input.name)
-    .bind(&input.base_url)
-    .execute(&mut *tx)
-    .await?;
-    write_fields(&mut tx, id, &input).await?;
-    record_change(
-        &mut tx,
-        "integration",
-        &format!("{account}/{}", input.name),
-        Operation::Update,
-    )
-    .await?;
+    let input = build(&row.view())?;
+    replace_stored(&mut tx, state, account, &row, &input).await?;
     let row = fetch(&mut tx, account_id, &input.name).await?;
     tx.commit().await?;
     Ok(row.tagged())
+}
+
+/// Replaces the stored integration `row` of `account` with `input` inside `tx`; masked secrets
+/// keep their stored values.
+pub(crate) async fn replace_stored(
+    tx: &mut Transaction<'_, Postgres>,
+    state: &AppState,
+    account: &str,
+    row: &IntegrationRow,
+    input: &IntegrationInput,
+) -> ApiResult<()> {
+    input.validate()?;
+    check_upstream_address(&state.upstream_deny, &input.base_url).await?;
+    let stored = row.input();
+    let input = input.sealed(&state.keyring, row.id, Some(stored.secret_fields()))?;
+    let account_id: Uuid = sqlx::query_scalar(
+        "update integrations set name = $2, base_url = $3, updated_at = now() where id = $1
+         returning account_id",
+    )
+    .bind(row.id)
+    .bind(&input.name)
+    .bind(&input.base_url)
+    .fetch_one(&mut **tx)
+    .await?;
+    write_fields(tx, row.id, &input).await?;
+    record_change_touching(
+        tx,
+        "integration",
+        &format!("{account}/{}", input.name),
+        Operation::Update,
+        Touched::account(account_id),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Writes everything but the name and base URL, shared by create and replace.
@@ -447,17 +519,29 @@ async fn delete(
     let account_id = authorize(&mut tx, &caller, &account, AccountAccess::Manage, true).await?;
     let row = fetch(&mut tx, account_id, &endpoint).await?;
     if_match.check(row.updated_at)?;
-    sqlx::query("delete from integrations where id = $1")
-        .bind(row.id)
-        .execute(&mut *tx)
-        .await?;
-    record_change(
-        &mut tx,
-        "integration",
-        &format!("{account}/{endpoint}"),
-        Operation::Delete,
-    )
-    .await?;
+    remove(&mut tx, &account, &row).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes the stored integration `row` of `account` inside `tx`.
+pub(crate) async fn remove(
+    tx: &mut Transaction<'_, Postgres>,
+    account: &str,
+    row: &IntegrationRow,
+) -> ApiResult<()> {
+    let account_id: Uuid =
+        sqlx::query_scalar("delete from integrations where id = $1 returning account_id")
+            .bind(row.id)
+            .fetch_one(&mut **tx)
+            .await?;
+    record_change_touching(
+        tx,
+        "integration",
+        &format!("{account}/{}", row.name),
+        Operation::Delete,
+        Touched::account(account_id),
+    )
+    .await?;
+    Ok(())
 }

@@ -7,12 +7,15 @@
 //! - [`auth`]: the caller behind an API key, and who may manage what.
 //! - [`bootstrap`]: the first admin and `create-admin`.
 //! - [`provider_accounts`], [`integrations`], [`subjects`], [`api_keys`]: the resources.
+//! - [`apply`]: `PUT /apply`, reconciling accounts with a manifest in one transaction.
 //! - [`traces`]: the request logs data planes write, and their retention.
 //! - [`data_planes`]: the data planes that reported in, and their applied versions.
 //! - [`secrets`]: masking and write-only handling of header auth.
 //! - [`reseal`]: re-sealing stored credentials under a rotated key.
+//! - [`ui`]: the dashboard at `/ui/`, static files embedded in the binary.
 
 pub mod api_keys;
+pub mod apply;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
@@ -25,6 +28,7 @@ pub mod reseal;
 pub mod secrets;
 pub mod subjects;
 pub mod traces;
+pub mod ui;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -44,6 +48,8 @@ pub struct AppState {
     pub keyring: Arc<Keyring>,
     /// Address ranges base URLs may not point at (RELIABILITY S7).
     pub upstream_deny: Arc<shared::address::DenyList>,
+    /// What the dashboard's usage snippets call (`GATEHOUSE_PUBLIC_GATEWAY_URL`).
+    pub public_gateway_url: Arc<str>,
 }
 
 /// Connects, migrates, makes sure an admin exists (printing a generated bootstrap key once, on
@@ -84,6 +90,7 @@ pub async fn run(
         db,
         keyring: Arc::new(keyring),
         upstream_deny: Arc::new(config.deny_upstream_ranges),
+        public_gateway_url: config.public_gateway_url.into(),
     };
     serve(listener, state, shutdown).await
 }

@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shared::crypto;
+use shared::crypto::{self, Keyring};
 use shared::headers::validate_header_map;
 use shared::model::{EndpointType, HeaderAuth, Role, Subject};
 use shared::names::validate_account_name;
@@ -23,14 +23,15 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::{ACCESS_LEVEL_SQL, AccountAccess, Caller};
-use crate::db::{Operation, record_change};
+use crate::db::{Operation, Touched, record_change_touching};
 use crate::http::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
 use crate::http::etag::{IfMatch, Tagged};
 use crate::http::json::ApiJson;
 use crate::http::paging::PageQuery;
 use crate::http::patch::patched;
 use crate::secrets::{
-    Sealed, SecretFields, masked_custom_headers, seal_for_store, validate_secret_names,
+    SecretFields, SecretValues, WithSecrets, masked_custom_headers, seal_for_store,
+    validate_secret_names,
 };
 use crate::subjects::resolve_all;
 
@@ -50,7 +51,7 @@ pub struct Collaborator {
 }
 
 /// A provider account as written by a caller.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountInput {
     pub name: String,
@@ -67,7 +68,7 @@ pub struct AccountInput {
     pub collaborators: Vec<Collaborator>,
 }
 
-impl AccountInput {
+impl WithSecrets for AccountInput {
     fn secret_fields(&self) -> SecretFields<'_> {
         SecretFields {
             header_auth: self.header_auth.as_ref(),
@@ -76,7 +77,14 @@ impl AccountInput {
         }
     }
 
-    fn validate(&self) -> Result<(), FieldError> {
+    fn set_secret_values(&mut self, values: SecretValues) {
+        self.header_auth = values.header_auth;
+        self.custom_headers = values.custom_headers;
+    }
+}
+
+impl AccountInput {
+    pub(crate) fn validate(&self) -> Result<(), FieldError> {
         validate_account_name(&self.name)?;
         if let Some(auth) = &self.header_auth {
             auth.validate()?;
@@ -101,7 +109,7 @@ pub struct AccountView {
 }
 
 #[derive(sqlx::FromRow)]
-struct AccountRow {
+pub(crate) struct AccountRow {
     id: Uuid,
     name: String,
     endpoint_type: Option<String>,
@@ -115,22 +123,38 @@ struct AccountRow {
 }
 
 impl AccountRow {
+    pub(crate) fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The account as an input, its secrets as stored (sealed).
+    pub(crate) fn input(&self) -> AccountInput {
+        AccountInput {
+            name: self.name.clone(),
+            endpoint_type: self.endpoint_type.as_deref().and_then(EndpointType::parse),
+            header_auth: self.header_auth.as_ref().map(|a| a.0.clone()),
+            custom_headers: self.custom_headers.0.clone(),
+            secret_custom_headers: self.secret_custom_headers.clone(),
+            collaborators: self.collaborators.0.clone(),
+        }
+    }
+
     fn tagged(self) -> Tagged<AccountView> {
         Tagged(self.updated_at, self.view())
     }
 
-    fn view(self) -> AccountView {
+    fn view(&self) -> AccountView {
         AccountView {
             id: self.id,
-            name: self.name,
+            name: self.name.clone(),
             endpoint_type: self.endpoint_type.as_deref().and_then(EndpointType::parse),
-            header_auth: self.header_auth.map(|a| a.0.masked()),
+            header_auth: self.header_auth.as_ref().map(|a| a.0.masked()),
             custom_headers: masked_custom_headers(
                 &self.custom_headers.0,
                 &self.secret_custom_headers,
             ),
-            secret_custom_headers: self.secret_custom_headers,
-            collaborators: self.collaborators.0,
+            secret_custom_headers: self.secret_custom_headers.clone(),
+            collaborators: self.collaborators.0.clone(),
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
@@ -159,17 +183,49 @@ async fn fetch(
     name: &str,
     lock: bool,
 ) -> ApiResult<AccountRow> {
+    find(conn, caller, name, lock)
+        .await?
+        .ok_or(ApiError::NotFound("provider account"))
+}
+
+/// [`fetch`], with `None` for an account that does not exist.
+async fn find(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    name: &str,
+    lock: bool,
+) -> ApiResult<Option<AccountRow>> {
     let sql = select_accounts(if lock {
         "where a.name = $2 for update of a"
     } else {
         "where a.name = $2"
     });
-    let row: Option<AccountRow> = sqlx::query_as(&sql)
+    Ok(sqlx::query_as(&sql)
         .bind(caller.subject_id)
         .bind(name)
         .fetch_optional(conn)
-        .await?;
-    row.ok_or(ApiError::NotFound("provider account"))
+        .await?)
+}
+
+/// The account named `name`, locked, if it exists and `caller` may manage it; `None` when it
+/// does not exist (and so may be created).
+pub(crate) async fn find_managed(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    name: &str,
+) -> ApiResult<Option<AccountRow>> {
+    let Some(row) = find(conn, caller, name, true).await? else {
+        return Ok(None);
+    };
+    match AccountAccess::from_level(caller.is_admin, row.level) {
+        None => Err(ApiError::NotFound("provider account")),
+        Some(AccountAccess::Read) => Err(manage_forbidden()),
+        Some(AccountAccess::Manage) => Ok(Some(row)),
+    }
+}
+
+fn manage_forbidden() -> ApiError {
+    ApiError::Forbidden("managing this provider account needs the provider-account-manager role")
 }
 
 /// The account named `name` if `caller` may see it, with what the caller may do with it.
@@ -195,9 +251,7 @@ async fn load_managed(
 ) -> ApiResult<AccountRow> {
     let (row, access) = load_visible(conn, caller, name, true).await?;
     if access < AccountAccess::Manage {
-        return Err(ApiError::Forbidden(
-            "changing this provider account needs the provider-account-manager role",
-        ));
+        return Err(manage_forbidden());
     }
     if_match.check(row.updated_at)?;
     Ok(row)
@@ -214,9 +268,7 @@ pub async fn authorize(
 ) -> ApiResult<Uuid> {
     let (row, access) = load_visible(conn, caller, name, lock).await?;
     if access < needed {
-        return Err(ApiError::Forbidden(
-            "managing this provider account needs the provider-account-manager role",
-        ));
+        return Err(manage_forbidden());
     }
     Ok(row.id)
 }
@@ -253,7 +305,7 @@ async fn list(
         .bind(page.fetch_limit())
         .fetch_all(&state.db)
         .await?;
-    let views = rows.into_iter().map(AccountRow::view).collect();
+    let views = rows.iter().map(AccountRow::view).collect();
     let (headers, views) = page.finish(views, "/api/v1/provider-accounts", |v: &AccountView| {
         v.name.clone()
     });
@@ -281,22 +333,35 @@ async fn create(
     caller: Caller,
     ApiJson(input): ApiJson<AccountInput>,
 ) -> ApiResult<impl IntoResponse> {
+    let mut tx = state.db.begin().await?;
+    insert(&mut tx, &state.keyring, &caller, &input).await?;
+    let row = fetch(&mut tx, &caller, &input.name, false).await?;
+    tx.commit().await?;
+    let location = format!("/api/v1/provider-accounts/{}", row.name);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        row.tagged(),
+    ))
+}
+
+/// Creates the account `input` describes, inside `tx`; a non-admin creator becomes its manager.
+/// Returns its id.
+pub(crate) async fn insert(
+    tx: &mut Transaction<'_, Postgres>,
+    keyring: &Keyring,
+    caller: &Caller,
+    input: &AccountInput,
+) -> ApiResult<Uuid> {
     if !caller.is_user() {
         return Err(ApiError::Forbidden("only users create provider accounts"));
     }
     input.validate()?;
     let id = Uuid::now_v7();
-    let Sealed {
+    let SecretValues {
         header_auth,
         custom_headers,
-    } = seal_for_store(
-        &state.keyring,
-        crypto::ACCOUNTS,
-        id,
-        input.secret_fields(),
-        None,
-    )?;
-    let mut tx = state.db.begin().await?;
+    } = seal_for_store(keyring, crypto::ACCOUNTS, id, input.secret_fields(), None)?;
     sqlx::query(
         "insert into provider_accounts
              (id, name, endpoint_type, header_auth, custom_headers, secret_custom_headers)
@@ -308,9 +373,9 @@ async fn create(
     .bind(header_auth.map(DbJson))
     .bind(DbJson(&custom_headers))
     .bind(&input.secret_custom_headers)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    set_collaborators(&mut tx, id, &input.collaborators).await?;
+    set_collaborators(tx, id, &input.collaborators).await?;
     // The creator manages what it created, unless it listed itself otherwise.
     if !caller.is_admin {
         sqlx::query(
@@ -319,18 +384,19 @@ async fn create(
         )
         .bind(id)
         .bind(caller.subject_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
-    record_change(&mut tx, "provider_account", &input.name, Operation::Create).await?;
-    let row = fetch(&mut tx, &caller, &input.name, false).await?;
-    tx.commit().await?;
-    let location = format!("/api/v1/provider-accounts/{}", row.name);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        row.tagged(),
-    ))
+    let touched = Touched::account(id);
+    record_change_touching(
+        tx,
+        "provider_account",
+        &input.name,
+        Operation::Create,
+        touched,
+    )
+    .await?;
+    Ok(id)
 }
 
 #[utoipa::path(put, path = "/provider-accounts/{account}", tag = "provider-accounts",
@@ -373,28 +439,33 @@ async fn write_replacement(
 ) -> ApiResult<Tagged<AccountView>> {
     let mut tx = state.db.begin().await?;
     let row = load_managed(&mut tx, caller, name, if_match).await?;
-    let id = row.id;
-    let stored_auth = row.header_auth.as_ref().map(|a| a.0.clone());
-    let stored_custom = (
-        row.custom_headers.0.clone(),
-        row.secret_custom_headers.clone(),
-    );
     let input = build(&row.view())?;
+    replace_stored(&mut tx, &state.keyring, &row, &input).await?;
+    // Read back regardless of access: a manager may have just removed itself.
+    let row = fetch(&mut tx, caller, &input.name, false).await?;
+    tx.commit().await?;
+    Ok(row.tagged())
+}
+
+/// Replaces the stored account `row` with `input` inside `tx`; masked secrets keep their
+/// stored values.
+pub(crate) async fn replace_stored(
+    tx: &mut Transaction<'_, Postgres>,
+    keyring: &Keyring,
+    row: &AccountRow,
+    input: &AccountInput,
+) -> ApiResult<()> {
     input.validate()?;
-    let stored = SecretFields {
-        header_auth: stored_auth.as_ref(),
-        custom_headers: &stored_custom.0,
-        secret_custom_headers: &stored_custom.1,
-    };
-    let Sealed {
+    let stored = row.input();
+    let SecretValues {
         header_auth,
         custom_headers,
     } = seal_for_store(
-        &state.keyring,
+        keyring,
         crypto::ACCOUNTS,
-        id,
+        row.id,
         input.secret_fields(),
-        Some(stored),
+        Some(stored.secret_fields()),
     )?;
     sqlx::query(
         "update provider_accounts
@@ -402,20 +473,25 @@ async fn write_replacement(
              secret_custom_headers = $6, updated_at = now()
          where id = $1",
     )
-    .bind(id)
+    .bind(row.id)
     .bind(&input.name)
     .bind(input.endpoint_type.map(EndpointType::as_str))
     .bind(header_auth.map(DbJson))
     .bind(DbJson(&custom_headers))
     .bind(&input.secret_custom_headers)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    set_collaborators(&mut tx, id, &input.collaborators).await?;
-    record_change(&mut tx, "provider_account", &input.name, Operation::Update).await?;
-    // Read back regardless of access: a manager may have just removed itself.
-    let row = fetch(&mut tx, caller, &input.name, false).await?;
-    tx.commit().await?;
-    Ok(row.tagged())
+    set_collaborators(tx, row.id, &input.collaborators).await?;
+    let touched = Touched::account(row.id);
+    record_change_touching(
+        tx,
+        "provider_account",
+        &input.name,
+        Operation::Update,
+        touched,
+    )
+    .await?;
+    Ok(())
 }
 
 #[utoipa::path(delete, path = "/provider-accounts/{account}", tag = "provider-accounts",
@@ -433,7 +509,15 @@ async fn delete(
         .bind(row.id)
         .execute(&mut *tx)
         .await?;
-    record_change(&mut tx, "provider_account", &account, Operation::Delete).await?;
+    let touched = Touched::account(row.id);
+    record_change_touching(
+        &mut tx,
+        "provider_account",
+        &account,
+        Operation::Delete,
+        touched,
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -467,7 +551,15 @@ async fn replace_collaborators(
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    record_change(&mut tx, "collaborators", &account, Operation::Update).await?;
+    let touched = Touched::account(id);
+    record_change_touching(
+        &mut tx,
+        "collaborators",
+        &account,
+        Operation::Update,
+        touched,
+    )
+    .await?;
     let row = fetch(&mut tx, &caller, &account, false).await?;
     tx.commit().await?;
     Ok(Json(row.collaborators.0))

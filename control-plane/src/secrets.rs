@@ -20,8 +20,34 @@ pub struct SecretFields<'a> {
     pub secret_custom_headers: &'a [String],
 }
 
-/// [`SecretFields`] as stored: sealed.
-pub struct Sealed {
+/// An input (account or integration) that carries secret-bearing fields.
+pub trait WithSecrets: Clone {
+    fn secret_fields(&self) -> SecretFields<'_>;
+    fn set_secret_values(&mut self, values: SecretValues);
+
+    /// The same input with its secret fields replaced by `values`.
+    fn with_secret_values(&self, values: SecretValues) -> Self {
+        let mut input = self.clone();
+        input.set_secret_values(values);
+        input
+    }
+
+    /// The same input with its secret values masked, as reads show it.
+    fn masked(&self) -> Self {
+        let fields = self.secret_fields();
+        self.with_secret_values(SecretValues {
+            header_auth: fields.header_auth.map(HeaderAuth::masked),
+            custom_headers: masked_custom_headers(
+                fields.custom_headers,
+                fields.secret_custom_headers,
+            ),
+        })
+    }
+}
+
+/// The values of [`SecretFields`], owned: sealed as stored, or plain once opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretValues {
     pub header_auth: Option<HeaderAuth>,
     pub custom_headers: BTreeMap<String, String>,
 }
@@ -34,43 +60,81 @@ pub fn seal_for_store(
     row: Uuid,
     new: SecretFields<'_>,
     stored: Option<SecretFields<'_>>,
-) -> ApiResult<Sealed> {
-    let header_auth = header_auth_to_store(
-        keyring,
-        table,
-        row,
+) -> ApiResult<SecretValues> {
+    let stored = stored
+        .map(|s| open_stored(keyring, table, row, s))
+        .transpose()?;
+    let plain = unmasked(&new, stored.as_ref())?;
+    let at = (table, row, Field::CustomHeaders);
+    Ok(SecretValues {
+        header_auth: plain
+            .header_auth
+            .map(|auth| seal_header_auth(keyring, table, row, &auth)),
+        custom_headers: seal_headers(keyring, at, &plain.custom_headers, |n| {
+            is_secret(new.secret_custom_headers, n)
+        }),
+    })
+}
+
+/// The plain values of what is stored (sealed) for row `row` of `table`.
+pub fn open_stored(
+    keyring: &Keyring,
+    table: &str,
+    row: Uuid,
+    stored: SecretFields<'_>,
+) -> ApiResult<SecretValues> {
+    let at = (table, row, Field::CustomHeaders);
+    Ok(SecretValues {
+        header_auth: stored
+            .header_auth
+            .map(|sealed| open_header_auth(keyring, table, row, sealed))
+            .transpose()?,
+        custom_headers: open_headers(keyring, at, stored.custom_headers, |n| {
+            is_secret(stored.secret_custom_headers, n)
+        })?,
+    })
+}
+
+/// `new` in plain values: every masked value replaced by the `stored` (opened) value of the
+/// same header, which must exist.
+pub fn unmasked(
+    new: &SecretFields<'_>,
+    stored: Option<&SecretValues>,
+) -> Result<SecretValues, FieldError> {
+    let header_auth = unmask_header_auth(
         new.header_auth.cloned(),
-        stored.as_ref().and_then(|s| s.header_auth),
+        stored.and_then(|s| s.header_auth.as_ref()),
     )?;
-    let custom_headers = custom_headers_to_store(
-        keyring,
-        table,
-        row,
-        (new.custom_headers, new.secret_custom_headers),
-        stored
-            .as_ref()
-            .map(|s| (s.custom_headers, s.secret_custom_headers)),
-    )?;
-    Ok(Sealed {
+    let mut custom_headers = BTreeMap::new();
+    for (name, value) in new.custom_headers {
+        let value = if is_secret(new.secret_custom_headers, name) && value == MASK {
+            stored
+                .and_then(|old| stored_value(&old.custom_headers, name))
+                .ok_or_else(|| masked_without_value(format!("custom_headers.{name}")))?
+        } else {
+            value.clone()
+        };
+        custom_headers.insert(name.clone(), value);
+    }
+    Ok(SecretValues {
         header_auth,
         custom_headers,
     })
 }
 
-/// The sealed header auth to store for row `row` of `table`: `new` with masked values taken
-/// from what is `stored` (sealed) for that row.
-fn header_auth_to_store(
-    keyring: &Keyring,
-    table: &str,
-    row: Uuid,
-    new: Option<HeaderAuth>,
-    stored: Option<&HeaderAuth>,
-) -> ApiResult<Option<HeaderAuth>> {
-    let stored = stored
-        .map(|sealed| open_header_auth(keyring, table, row, sealed))
-        .transpose()?;
-    let new = unmask_header_auth(new, stored.as_ref())?;
-    Ok(new.map(|auth| seal_header_auth(keyring, table, row, &auth)))
+/// The value of header `name` (names ignore case) in `headers`.
+fn stored_value(headers: &BTreeMap<String, String>, name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.clone())
+}
+
+fn masked_without_value(field: String) -> FieldError {
+    FieldError::new(
+        field,
+        "is masked but no value is stored for it: send the real value",
+    )
 }
 
 /// Whether `name` is among `secret` names (header names ignore case).
@@ -108,43 +172,6 @@ pub fn validate_secret_names(
     Ok(())
 }
 
-/// The custom headers to store for row `row` of `table`: masked secret values taken from what is
-/// `stored`, then every secret value sealed.
-fn custom_headers_to_store(
-    keyring: &Keyring,
-    table: &str,
-    row: Uuid,
-    new: (&BTreeMap<String, String>, &[String]),
-    stored: Option<(&BTreeMap<String, String>, &[String])>,
-) -> ApiResult<BTreeMap<String, String>> {
-    let (headers, secret) = new;
-    let at = (table, row, Field::CustomHeaders);
-    let stored = stored
-        .map(|(map, names)| open_headers(keyring, at, map, |n| is_secret(names, n)))
-        .transpose()?;
-    let mut unmasked = BTreeMap::new();
-    for (name, value) in headers {
-        let value = if is_secret(secret, name) && value == MASK {
-            stored
-                .as_ref()
-                .and_then(|old| old.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)))
-                .map(|(_, v)| v.clone())
-                .ok_or_else(|| {
-                    FieldError::new(
-                        format!("custom_headers.{name}"),
-                        "is masked but no value is stored for it: send the real value",
-                    )
-                })?
-        } else {
-            value.clone()
-        };
-        unmasked.insert(name.clone(), value);
-    }
-    Ok(seal_headers(keyring, at, &unmasked, |n| {
-        is_secret(secret, n)
-    }))
-}
-
 /// `new` with every masked value replaced by the stored value of the same header in `old`.
 fn unmask_header_auth(
     new: Option<HeaderAuth>,
@@ -154,18 +181,8 @@ fn unmask_header_auth(
     let mut headers = BTreeMap::new();
     for (name, value) in new.headers() {
         let value = if value == MASK {
-            old.and_then(|old| {
-                old.headers()
-                    .iter()
-                    .find(|(old_name, _)| old_name.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v.clone())
-            })
-            .ok_or_else(|| {
-                FieldError::new(
-                    format!("header_auth.headers.{name}"),
-                    "is masked but no value is stored for it: send the real value",
-                )
-            })?
+            old.and_then(|old| stored_value(old.headers(), name))
+                .ok_or_else(|| masked_without_value(format!("header_auth.headers.{name}")))?
         } else {
             value.clone()
         };

@@ -26,6 +26,11 @@ pub struct Config {
     #[arg(long = "listen", env = "LISTEN_ADDR", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
 
+    /// Threads serving requests; default: one per CPU. Set it to the CPUs the data plane is
+    /// given (a container's CPU limit) so that idle threads do not compete for them.
+    #[arg(long, env = "WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_threads: Option<u16>,
+
     /// Keys that open upstream credentials sealed by the control plane:
     /// `id:64-hex-digits[,id:64-hex-digits…]`, the same list the control plane has.
     #[arg(long, env = "GATEHOUSE_ENCRYPTION_KEYS", hide_env_values = true, value_parser = Keyring::parse)]
@@ -50,6 +55,12 @@ pub struct Config {
     #[arg(long, env = "SYNC_RELOAD_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..))]
     pub sync_reload_timeout_ms: u64,
 
+    /// Seconds between full reloads while connected. In between, a change is applied from the
+    /// change log by re-reading only what it touched; a periodic full reload also bounds what
+    /// a write that mis-named its extent could leave stale.
+    #[arg(long, env = "SYNC_FULL_RESYNC_SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sync_full_resync_seconds: u64,
+
     /// Milliseconds to wait for an upstream TCP (and TLS) connection.
     #[arg(long, env = "UPSTREAM_CONNECT_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub upstream_connect_timeout_ms: u64,
@@ -63,6 +74,11 @@ pub struct Config {
     /// gives up on it (a stream that keeps sending is never cut).
     #[arg(long, env = "BODY_IDLE_TIMEOUT_MS", default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub body_idle_timeout_ms: u64,
+
+    /// Milliseconds an upgraded connection (WebSocket) may pass no byte either way before the
+    /// gateway closes both sides of it (traffic in either direction keeps it open).
+    #[arg(long, env = "TUNNEL_IDLE_TIMEOUT_MS", default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub tunnel_idle_timeout_ms: u64,
 
     /// Most proxied requests in flight at once, streams and tunnels included; beyond it the
     /// gateway answers 503 at once instead of running out of memory.
@@ -141,6 +157,9 @@ impl Config {
     pub fn reload_timeout(&self) -> Duration {
         Duration::from_millis(self.sync_reload_timeout_ms)
     }
+    pub fn full_resync_interval(&self) -> Duration {
+        Duration::from_secs(self.sync_full_resync_seconds)
+    }
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.upstream_connect_timeout_ms)
     }
@@ -149,6 +168,9 @@ impl Config {
     }
     pub fn body_idle_timeout(&self) -> Duration {
         Duration::from_millis(self.body_idle_timeout_ms)
+    }
+    pub fn tunnel_idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.tunnel_idle_timeout_ms)
     }
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_millis(self.header_read_timeout_ms)

@@ -3,11 +3,26 @@ use clap::Parser;
 use data_plane::Config;
 use tokio::sync::watch;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+// Per-thread caches and no global lock on the request path's small allocations.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> anyhow::Result<()> {
     shared::process::install_crypto_provider();
     let config = Config::parse();
     shared::logging::init(config.log_format);
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = config.worker_threads {
+        runtime.worker_threads(threads.into());
+    }
+    runtime
+        .enable_all()
+        .build()
+        .context("starting the runtime")?
+        .block_on(run(config))
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

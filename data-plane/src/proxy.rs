@@ -208,6 +208,7 @@ async fn relay(
             caller_upgrade,
             request_id,
             permit,
+            gateway.config.tunnel_idle_timeout(),
         ));
     }
     let (mut parts, body) = response.into_parts();
@@ -220,7 +221,7 @@ async fn relay(
 
 /// The caller behind `Authorization: Bearer <key>`. Malformed keys never reach the table
 /// (RELIABILITY S9); missing, unknown, revoked and expired keys all get the same error.
-fn authenticate<'t>(
+pub fn authenticate<'t>(
     table: &'t RoutingTable,
     headers: &http::HeaderMap,
 ) -> Result<&'t Arc<Caller>, ProxyError> {

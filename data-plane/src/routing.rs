@@ -1,6 +1,8 @@
 //! The immutable routing table: everything the request path reads, prebuilt from one snapshot so
 //! that a request does lookups and copies of shared bytes, nothing more (RELIABILITY P7: a table
-//! is either fully built or not used at all).
+//! is either fully built or not used at all). Built whole from a snapshot, or from the table
+//! before it and a [`Delta`]: then only the touched accounts and subjects are rebuilt, and the
+//! new table shares every other account's routes and every other caller with the old one.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -12,22 +14,34 @@ use shared::api_key::KeyDigest;
 use shared::base_url::{self, BaseUrl};
 use shared::crypto::{self, Field, Keyring, open_header_auth, open_headers};
 use shared::model::HeaderAuth;
-use shared::snapshot::Snapshot;
+use shared::snapshot::{
+    AccountSnapshot, Delta, IntegrationSnapshot, KeySnapshot, Snapshot, SubjectSnapshot,
+};
 use uuid::Uuid;
 
 use crate::request_metrics::RouteMetrics;
 use crate::upstream::{Clients, ProfileClients};
 
-/// One snapshot's worth of routes and keys.
+/// One config version's worth of routes and keys.
+#[derive(PartialEq)]
 pub struct RoutingTable {
     /// The config version this table was built from; -1 before the first load.
     pub version: i64,
-    accounts: HashMap<Box<str>, HashMap<Box<str>, Arc<Route>>>,
+    /// By account name. Each account's routes are shared with the tables before and after it
+    /// that did not touch that account, so an update copies one pointer per account.
+    accounts: HashMap<Arc<str>, Arc<AccountRoutes>>,
     keys: HashMap<KeyDigest, Arc<Caller>>,
 }
 
+/// One provider account's routes, by endpoint name.
+#[derive(PartialEq)]
+struct AccountRoutes {
+    id: Uuid,
+    routes: HashMap<Box<str>, Arc<Route>>,
+}
+
 /// The subject behind an API key, with what access checks need.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct Caller {
     pub key_id: Uuid,
     pub subject_id: Uuid,
@@ -61,6 +75,47 @@ pub struct Route {
     /// Request bodies above this many bytes get 413 (RELIABILITY S11).
     pub body_limit: Option<u64>,
     pub metrics: RouteMetrics,
+}
+
+/// Two routes are equal when they forward the same way, whatever their metric handles. Every
+/// field is named, so that a new one cannot be left out of the comparison unnoticed.
+impl PartialEq for Route {
+    fn eq(&self, other: &Route) -> bool {
+        let Route {
+            account,
+            endpoint,
+            account_id,
+            integration_id,
+            scheme,
+            authority,
+            base_path,
+            inject,
+            allowed,
+            clients,
+            denied,
+            body_limit,
+            metrics: _,
+        } = self;
+        let sensitive = |headers: &[(HeaderName, HeaderValue)]| {
+            headers
+                .iter()
+                .map(|(_, v)| v.is_sensitive())
+                .collect::<Vec<_>>()
+        };
+        *account == other.account
+            && *endpoint == other.endpoint
+            && *account_id == other.account_id
+            && *integration_id == other.integration_id
+            && *scheme == other.scheme
+            && *authority == other.authority
+            && *base_path == other.base_path
+            && *inject == other.inject
+            && sensitive(inject) == sensitive(&other.inject)
+            && *allowed == other.allowed
+            && *clients == other.clients
+            && *denied == other.denied
+            && *body_limit == other.body_limit
+    }
 }
 
 impl Route {
@@ -100,96 +155,13 @@ impl RoutingTable {
         clients: &mut Clients,
         recorder: &PrometheusRecorder,
     ) -> Result<RoutingTable, BuildError> {
-        let accounts_by_id: HashMap<Uuid, _> =
-            snapshot.accounts.iter().map(|a| (a.id, a)).collect();
-        let mut accounts: HashMap<Box<str>, HashMap<Box<str>, Arc<Route>>> = snapshot
-            .accounts
-            .iter()
-            .map(|a| (a.name.as_str().into(), HashMap::new()))
-            .collect();
-        for integration in &snapshot.integrations {
-            let Some(account) = accounts_by_id.get(&integration.account_id) else {
-                continue;
-            };
-            let fail = |reason: String| BuildError {
-                account: account.name.clone(),
-                endpoint: integration.name.clone(),
-                reason,
-            };
-            let base = BaseUrl::parse(&integration.base_url).map_err(|e| fail(e.to_string()))?;
-            let authority =
-                Authority::try_from(base.authority.as_str()).map_err(|e| fail(e.to_string()))?;
-            // The integration's header auth replaces the account's (SPEC §1), never merges.
-            let header_auth = match (&integration.header_auth, &account.header_auth) {
-                (Some(own), _) => Some(open_header_auth(
-                    keyring,
-                    crypto::INTEGRATIONS,
-                    integration.id,
-                    own,
-                )),
-                (None, Some(inherited)) => Some(open_header_auth(
-                    keyring,
-                    crypto::ACCOUNTS,
-                    account.id,
-                    inherited,
-                )),
-                (None, None) => None,
-            }
-            .transpose()
-            .map_err(|e| fail(format!("header auth: {e}")))?;
-            let open_custom = |table, row, headers, secret: &[String]| {
-                let at = (table, row, Field::CustomHeaders);
-                open_headers(keyring, at, headers, |n| is_listed(secret, n))
-                    .map_err(|e| fail(format!("secret custom header: {e}")))
-            };
-            let account_custom = open_custom(
-                crypto::ACCOUNTS,
-                account.id,
-                &account.custom_headers,
-                &account.secret_custom_headers,
-            )?;
-            let integration_custom = open_custom(
-                crypto::INTEGRATIONS,
-                integration.id,
-                &integration.custom_headers,
-                &integration.secret_custom_headers,
-            )?;
-            let inject = injected_headers(
-                [
-                    (&account_custom, &account.secret_custom_headers),
-                    (&integration_custom, &integration.secret_custom_headers),
-                ],
-                header_auth.as_ref(),
-            )
-            .map_err(fail)?;
-            let allowed_ids = if integration.authorized_subjects.is_empty() {
-                &account.collaborators
-            } else {
-                &integration.authorized_subjects
-            };
-            let denied = clients.denies_literal(base.host());
-            let route = Route {
-                account: account.name.as_str().into(),
-                endpoint: integration.name.as_str().into(),
-                account_id: account.id,
-                integration_id: integration.id,
-                metrics: RouteMetrics::register(recorder, &account.name, &integration.name),
-                scheme: match base.scheme {
-                    base_url::Scheme::Http => Scheme::HTTP,
-                    base_url::Scheme::Https => Scheme::HTTPS,
-                },
-                authority,
-                base_path: base.path.into(),
-                inject,
-                allowed: allowed_ids.iter().copied().collect(),
-                clients: clients.for_tls(&integration.tls).map_err(fail)?,
-                denied,
-                body_limit: integration.max_request_body_bytes,
-            };
-            if let Some(routes) = accounts.get_mut(account.name.as_str()) {
-                routes.insert(integration.name.as_str().into(), Arc::new(route));
-            }
+        let accounts = Builder {
+            keyring,
+            clients,
+            recorder,
         }
+        .accounts(&snapshot.accounts, &snapshot.integrations)?
+        .collect();
         clients.retain_used(
             &snapshot
                 .integrations
@@ -197,39 +169,49 @@ impl RoutingTable {
                 .map(|i| i.tls.clone())
                 .collect::<Vec<_>>(),
         );
-
-        let subjects: HashMap<Uuid, _> = snapshot.subjects.iter().map(|s| (s.id, s)).collect();
-        let mut callers: HashMap<Uuid, Arc<str>> = HashMap::new();
-        let keys = snapshot
-            .keys
-            .iter()
-            .filter_map(|k| {
-                let digest: KeyDigest = k.digest.as_slice().try_into().ok()?;
-                let subject = subjects.get(&k.subject_id)?;
-                let name = callers
-                    .entry(subject.id)
-                    .or_insert_with(|| subject.name.as_str().into())
-                    .clone();
-                let caller = Caller {
-                    key_id: k.id,
-                    subject_id: subject.id,
-                    subject: name,
-                    is_admin: subject.is_admin,
-                    teams: subject.teams.clone().into_boxed_slice(),
-                    expires_at: k.expires_at,
-                };
-                Some((digest, Arc::new(caller)))
-            })
-            .collect();
         Ok(RoutingTable {
             version: snapshot.version,
+            accounts,
+            keys: callers(&snapshot.subjects, &snapshot.keys).collect(),
+        })
+    }
+
+    /// This table with `delta` applied, built the same way as [`RoutingTable::build`] for what
+    /// the delta touched and sharing everything else; fails as `build` does. The delta must
+    /// start from this table's version. Clients of TLS profiles no longer used are kept until
+    /// the next full build.
+    pub fn updated(
+        &self,
+        delta: &Delta,
+        keyring: &Keyring,
+        clients: &mut Clients,
+        recorder: &PrometheusRecorder,
+    ) -> Result<RoutingTable, BuildError> {
+        let changed = &delta.snapshot;
+        let touched: HashSet<Uuid> = delta.accounts.iter().copied().collect();
+        let mut accounts = self.accounts.clone();
+        accounts.retain(|_, routes| !touched.contains(&routes.id));
+        accounts.extend(
+            Builder {
+                keyring,
+                clients,
+                recorder,
+            }
+            .accounts(&changed.accounts, &changed.integrations)?,
+        );
+        let touched: HashSet<Uuid> = delta.subjects.iter().copied().collect();
+        let mut keys = self.keys.clone();
+        keys.retain(|_, caller| !touched.contains(&caller.subject_id));
+        keys.extend(callers(&changed.subjects, &changed.keys));
+        Ok(RoutingTable {
+            version: changed.version,
             accounts,
             keys,
         })
     }
 
     pub fn route(&self, account: &str, endpoint: &str) -> Option<&Arc<Route>> {
-        self.accounts.get(account)?.get(endpoint)
+        self.accounts.get(account)?.routes.get(endpoint)
     }
 
     pub fn account_exists(&self, account: &str) -> bool {
@@ -241,8 +223,155 @@ impl RoutingTable {
     }
 
     pub fn route_count(&self) -> usize {
-        self.accounts.values().map(HashMap::len).sum()
+        self.accounts.values().map(|a| a.routes.len()).sum()
     }
+}
+
+/// What building routes needs besides the rows.
+struct Builder<'a> {
+    keyring: &'a Keyring,
+    clients: &'a mut Clients,
+    recorder: &'a PrometheusRecorder,
+}
+
+impl Builder<'_> {
+    /// The routes of `accounts`, each with those of `integrations` that belong to it.
+    fn accounts(
+        &mut self,
+        accounts: &[AccountSnapshot],
+        integrations: &[IntegrationSnapshot],
+    ) -> Result<impl Iterator<Item = (Arc<str>, Arc<AccountRoutes>)> + use<>, BuildError> {
+        let mut by_account: HashMap<Uuid, Vec<&IntegrationSnapshot>> = HashMap::new();
+        for integration in integrations {
+            by_account
+                .entry(integration.account_id)
+                .or_default()
+                .push(integration);
+        }
+        let mut built = Vec::with_capacity(accounts.len());
+        for account in accounts {
+            let mut routes = HashMap::new();
+            for integration in by_account.remove(&account.id).unwrap_or_default() {
+                let route = self.route(account, integration)?;
+                routes.insert(integration.name.as_str().into(), Arc::new(route));
+            }
+            let routes = AccountRoutes {
+                id: account.id,
+                routes,
+            };
+            built.push((account.name.as_str().into(), Arc::new(routes)));
+        }
+        Ok(built.into_iter())
+    }
+
+    fn route(
+        &mut self,
+        account: &AccountSnapshot,
+        integration: &IntegrationSnapshot,
+    ) -> Result<Route, BuildError> {
+        let keyring = self.keyring;
+        let fail = |reason: String| BuildError {
+            account: account.name.clone(),
+            endpoint: integration.name.clone(),
+            reason,
+        };
+        let base = BaseUrl::parse(&integration.base_url).map_err(|e| fail(e.to_string()))?;
+        let authority =
+            Authority::try_from(base.authority.as_str()).map_err(|e| fail(e.to_string()))?;
+        // The integration's header auth replaces the account's (SPEC §1), never merges.
+        let header_auth = match (&integration.header_auth, &account.header_auth) {
+            (Some(own), _) => Some(open_header_auth(
+                keyring,
+                crypto::INTEGRATIONS,
+                integration.id,
+                own,
+            )),
+            (None, Some(inherited)) => Some(open_header_auth(
+                keyring,
+                crypto::ACCOUNTS,
+                account.id,
+                inherited,
+            )),
+            (None, None) => None,
+        }
+        .transpose()
+        .map_err(|e| fail(format!("header auth: {e}")))?;
+        let open_custom = |table, row, headers, secret: &[String]| {
+            let at = (table, row, Field::CustomHeaders);
+            open_headers(keyring, at, headers, |n| is_listed(secret, n))
+                .map_err(|e| fail(format!("secret custom header: {e}")))
+        };
+        let account_custom = open_custom(
+            crypto::ACCOUNTS,
+            account.id,
+            &account.custom_headers,
+            &account.secret_custom_headers,
+        )?;
+        let integration_custom = open_custom(
+            crypto::INTEGRATIONS,
+            integration.id,
+            &integration.custom_headers,
+            &integration.secret_custom_headers,
+        )?;
+        let inject = injected_headers(
+            [
+                (&account_custom, &account.secret_custom_headers),
+                (&integration_custom, &integration.secret_custom_headers),
+            ],
+            header_auth.as_ref(),
+        )
+        .map_err(fail)?;
+        let allowed_ids = if integration.authorized_subjects.is_empty() {
+            &account.collaborators
+        } else {
+            &integration.authorized_subjects
+        };
+        let denied = self.clients.denies_literal(base.host());
+        Ok(Route {
+            account: account.name.as_str().into(),
+            endpoint: integration.name.as_str().into(),
+            account_id: account.id,
+            integration_id: integration.id,
+            metrics: RouteMetrics::register(self.recorder, &account.name, &integration.name),
+            scheme: match base.scheme {
+                base_url::Scheme::Http => Scheme::HTTP,
+                base_url::Scheme::Https => Scheme::HTTPS,
+            },
+            authority,
+            base_path: base.path.into(),
+            inject,
+            allowed: allowed_ids.iter().copied().collect(),
+            clients: self.clients.for_tls(&integration.tls).map_err(fail)?,
+            denied,
+            body_limit: integration.max_request_body_bytes,
+        })
+    }
+}
+
+/// The callers behind `keys`; keys of subjects not in `subjects` are left out.
+fn callers<'a>(
+    subjects: &'a [SubjectSnapshot],
+    keys: &'a [KeySnapshot],
+) -> impl Iterator<Item = (KeyDigest, Arc<Caller>)> + 'a {
+    let subjects: HashMap<Uuid, _> = subjects.iter().map(|s| (s.id, s)).collect();
+    let mut names: HashMap<Uuid, Arc<str>> = HashMap::new();
+    keys.iter().filter_map(move |k| {
+        let digest: KeyDigest = k.digest.as_slice().try_into().ok()?;
+        let subject = subjects.get(&k.subject_id)?;
+        let name = names
+            .entry(subject.id)
+            .or_insert_with(|| subject.name.as_str().into())
+            .clone();
+        let caller = Caller {
+            key_id: k.id,
+            subject_id: subject.id,
+            subject: name,
+            is_admin: subject.is_admin,
+            teams: subject.teams.clone().into_boxed_slice(),
+            expires_at: k.expires_at,
+        };
+        Some((digest, Arc::new(caller)))
+    })
 }
 
 /// SPEC §2 precedence, last wins: account custom headers < integration custom headers <

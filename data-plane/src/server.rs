@@ -1,6 +1,10 @@
 //! The listener: our own accept loop over hyper-util's HTTP/1 + HTTP/2 server with a timer
 //! installed, so the header-read timeout (slowloris guard) actually fires, and a graceful
-//! shutdown that lets in-flight requests and streams finish within a grace period.
+//! shutdown that lets in-flight requests and streams finish within a grace period. Each
+//! connection is read through a [`framing::Guard`], which refuses ambiguous and malformed
+//! request heads before hyper sees them.
+
+mod framing;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -44,10 +48,27 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let gateway = Arc::clone(&gateway);
+        let framing = Arc::new(framing::Connection::default());
+        let io = TokioIo::new(framing::Guard::new(
+            stream,
+            Arc::clone(&framing),
+            Some(gateway.config.header_read_timeout()),
+        ));
         let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let gateway = Arc::clone(&gateway);
+            // In hyper's order, before any later request is read.
+            let dispatched = framing.dispatched();
             async move {
                 let (id, request_id) = proxy::new_request_id();
+                if let Some(refusal) = dispatched.refusal {
+                    tracing::debug!(
+                        request_id = request_id.to_str().unwrap_or_default(),
+                        ?refusal,
+                        "request head refused"
+                    );
+                    return Ok(ProxyError::from(refusal).into_response(request_id));
+                }
+                let connect = req.method() == http::Method::CONNECT;
                 let response = if req.uri().path().starts_with(PREFIX) {
                     proxy::handle(&gateway, req, peer.ip(), (id, request_id)).await
                 } else {
@@ -59,10 +80,11 @@ pub async fn serve(
                         None => ProxyError::NotProxyPath.into_response(request_id),
                     }
                 };
+                dispatched.answered(connect, response.status());
                 Ok::<_, Infallible>(response)
             }
         });
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let connection = builder.serve_connection_with_upgrades(io, service);
         let connection = graceful.watch(connection.into_owned());
         tokio::spawn(async move {
             if let Err(e) = connection.await {

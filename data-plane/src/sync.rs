@@ -1,9 +1,11 @@
 //! Following the control plane: LISTEN, then read a full snapshot, then apply (RELIABILITY P1);
-//! reload on any newer version, coalescing bursts (P12); after any listener loss, a failed
-//! heartbeat or start-up, reload in full (P4). A failed reload keeps the last good table (P7).
-//! Each heartbeat also reports this data plane in to the `data_planes` table (P11), and, when
-//! configured, every applied snapshot is sealed to disk and read back at a start without
-//! database (P14).
+//! on any newer version, apply what the change log says changed since the applied one,
+//! coalescing bursts (P12). After any listener loss, a failed heartbeat, start-up, a failed
+//! reload, a change log that cannot say what changed, and every `--sync-full-resync-seconds`,
+//! reload in full (P4). A failed reload keeps the last good table (P7), and so does a database
+//! schema this data plane does not understand (P13). Each heartbeat also reports this data
+//! plane in to the `data_planes` table (P11), and, when configured, every applied version is
+//! sealed to disk and read back at a start without database (P14).
 
 pub mod snapshot;
 pub mod snapshot_file;
@@ -14,10 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use shared::notify::{CHANNEL, ConfigNotification};
-use shared::snapshot::Snapshot;
+use shared::snapshot::Delta;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 pub use status::{StatusReport, SyncStatus, TableSource};
@@ -25,6 +27,7 @@ pub use status::{StatusReport, SyncStatus, TableSource};
 use crate::Gateway;
 use crate::routing::RoutingTable;
 use crate::upstream::Clients;
+use snapshot::{Read, ReadError};
 use snapshot_file::{SavedSnapshot, SnapshotFile};
 
 /// Who this data plane is when it reports in.
@@ -58,8 +61,8 @@ pub async fn run(gateway: Arc<Gateway>, pool: PgPool, mut shutdown: watch::Recei
     };
     let (to_save, saver) = match &file {
         Some(file) => {
-            let (to_save, latest) = watch::channel(None);
-            let saver = tokio::spawn(save_snapshots(Arc::clone(file), latest));
+            let (to_save, applied) = mpsc::unbounded_channel();
+            let saver = tokio::spawn(save_snapshots(Arc::clone(file), applied));
             (Some(to_save), Some(saver))
         }
         None => (None, None),
@@ -72,6 +75,7 @@ pub async fn run(gateway: Arc<Gateway>, pool: PgPool, mut shutdown: watch::Recei
         gateway,
         pool,
         to_save,
+        last_full: None,
     };
     let mut tried_file = false;
     let mut backoff = Duration::from_millis(100);
@@ -105,14 +109,25 @@ struct Sync {
     gateway: Arc<Gateway>,
     pool: PgPool,
     clients: Clients,
-    /// The latest applied snapshot for the saver; it writes only the newest (coalescing).
-    to_save: Option<watch::Sender<Option<Arc<SavedSnapshot>>>>,
+    /// Every applied snapshot or delta, in order, for the saver; it writes only the newest
+    /// state (coalescing).
+    to_save: Option<mpsc::UnboundedSender<Applied>>,
+    /// When the table last came whole from this database on the current listener. `None`
+    /// (nothing yet, or after a failure) means the next reload is a full one.
+    last_full: Option<Instant>,
+}
+
+/// What a reload applied, for the snapshot file.
+enum Applied {
+    Full(SavedSnapshot),
+    Changes { delta: Delta, synced_unix_ms: u64 },
 }
 
 impl Sync {
     /// One listener's life: LISTEN, full reload, then react to notifications and heartbeats
     /// until the connection fails (an error) or shutdown (`Ok`).
     async fn follow(&mut self, shutdown: &mut watch::Receiver<bool>) -> sqlx::Result<()> {
+        self.last_full = None;
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(CHANNEL).await?;
         self.gateway.status.set_listener_connected(true);
@@ -142,6 +157,7 @@ impl Sync {
                     // was notified in between is lost, so reload in full.
                     None => {
                         tracing::info!("config listener reconnected; full reload");
+                        self.last_full = None;
                         self.reload().await;
                     }
                 },
@@ -182,6 +198,13 @@ impl Sync {
             self.expire_if_too_old();
         } else {
             self.gateway.status.confirmed(now_unix_ms());
+            if self
+                .last_full
+                .is_some_and(|at| at.elapsed() >= self.gateway.config.full_resync_interval())
+            {
+                self.last_full = None;
+                self.reload().await;
+            }
         }
         Ok(())
     }
@@ -195,59 +218,86 @@ impl Sync {
         let _ = tokio::time::timeout(self.gateway.config.heartbeat_timeout(), query).await;
     }
 
-    /// Reads a snapshot, builds a table and swaps it in; on any failure the old table stays.
+    /// Reads what changed since the table in use (or everything, when the last full reload is
+    /// not known good on this listener), builds a table and swaps it in; on any failure the
+    /// old table stays and the next reload is a full one.
     async fn reload(&mut self) {
         let started = Instant::now();
+        let current = self.gateway.table.load_full();
+        let since = self.last_full.map(|_| current.version);
         let timeout = self.gateway.config.reload_timeout();
-        let snapshot = match tokio::time::timeout(timeout, snapshot::load(&self.pool)).await {
-            Ok(Ok(snapshot)) => snapshot,
-            Ok(Err(e)) => return self.failed(&format!("reading the snapshot: {e}")),
-            Err(_) => return self.failed("reading the snapshot timed out"),
+        let fetched = match tokio::time::timeout(timeout, snapshot::read(&self.pool, since)).await {
+            Ok(Ok(fetched)) => fetched,
+            Ok(Err(ReadError::UnsupportedSchema { found, supported })) => {
+                self.gateway.status.schema(found, false);
+                return self.failed(&format!(
+                    "database schema version {found} is not one this data plane understands \
+                     ({}..={}); not applying it",
+                    supported.start(),
+                    supported.end()
+                ));
+            }
+            Ok(Err(e)) => return self.failed(&format!("reading the configuration: {e}")),
+            Err(_) => return self.failed("reading the configuration timed out"),
         };
+        self.gateway.status.schema(fetched.schema, true);
         let synced = now_unix_ms();
-        if let Err(e) = self.apply(&snapshot, synced, TableSource::Database) {
-            return self.failed(&e.to_string());
-        }
+        let gateway = Arc::clone(&self.gateway);
+        let (keyring, recorder) = (&gateway.config.encryption_keys, &gateway.metrics);
+        let (built, applied) = match fetched.read {
+            Read::Full(snapshot) => (
+                RoutingTable::build(&snapshot, keyring, &mut self.clients, recorder),
+                Applied::Full(SavedSnapshot {
+                    synced_unix_ms: synced,
+                    snapshot,
+                }),
+            ),
+            Read::Changes(delta) => (
+                current.updated(&delta, keyring, &mut self.clients, recorder),
+                Applied::Changes {
+                    delta,
+                    synced_unix_ms: synced,
+                },
+            ),
+        };
+        let table = match built {
+            Ok(table) => table,
+            Err(e) => return self.failed(&e.to_string()),
+        };
+        let version = table.version;
+        self.swap(table, synced, TableSource::Database);
         let took = started.elapsed();
-        self.gateway.status.reloaded(took);
+        let incremental = matches!(applied, Applied::Changes { .. });
+        if !incremental {
+            self.last_full = Some(started);
+        }
+        self.gateway.status.reloaded(took, incremental);
         tracing::info!(
-            version = snapshot.version,
+            version,
+            incremental,
             took_ms = took.as_millis() as u64,
             "routing table applied"
         );
         if let Some(to_save) = &self.to_save {
-            to_save.send_replace(Some(Arc::new(SavedSnapshot {
-                synced_unix_ms: synced,
-                snapshot,
-            })));
+            // The saver ends only after this sender is dropped.
+            let _ = to_save.send(applied);
         }
     }
 
-    /// Validate, then swap (P7). A snapshot older than the table in use is dropped (P8).
-    fn apply(
-        &mut self,
-        snapshot: &Snapshot,
-        synced_unix_ms: u64,
-        source: TableSource,
-    ) -> Result<(), crate::routing::BuildError> {
-        let table = RoutingTable::build(
-            snapshot,
-            &self.gateway.config.encryption_keys,
-            &mut self.clients,
-            &self.gateway.metrics,
-        )?;
+    /// Swaps `table` in (P7: it is whole), unless it is older than the one in use (P8).
+    fn swap(&self, table: RoutingTable, synced_unix_ms: u64, source: TableSource) {
         let status = &self.gateway.status;
         if table.version < status.applied_version() {
-            return Ok(());
+            return;
         }
         let version = table.version;
         self.gateway.table.store(Arc::new(table));
         self.gateway.ready.send_replace(true);
         status.applied(version, synced_unix_ms, source);
-        Ok(())
     }
 
-    fn failed(&self, error: &str) {
+    fn failed(&mut self, error: &str) {
+        self.last_full = None;
         self.gateway.status.reload_failed();
         tracing::error!(error, "reload failed; keeping the last good routing table");
     }
@@ -264,16 +314,17 @@ impl Sync {
             Ok(Err(e)) => return tracing::warn!(error = %e, "no usable snapshot file"),
             Err(e) => return tracing::error!(error = %e, "reading the snapshot file panicked"),
         };
-        match self.apply(
-            &saved.snapshot,
-            saved.synced_unix_ms,
-            TableSource::SnapshotFile,
-        ) {
-            Ok(()) => tracing::warn!(
-                version = saved.snapshot.version,
-                path = %file.path().display(),
-                "database unreachable; serving the snapshot file"
-            ),
+        let gateway = Arc::clone(&self.gateway);
+        let (keyring, recorder) = (&gateway.config.encryption_keys, &gateway.metrics);
+        match RoutingTable::build(&saved.snapshot, keyring, &mut self.clients, recorder) {
+            Ok(table) => {
+                self.swap(table, saved.synced_unix_ms, TableSource::SnapshotFile);
+                tracing::warn!(
+                    version = saved.snapshot.version,
+                    path = %file.path().display(),
+                    "database unreachable; serving the snapshot file"
+                );
+            }
             Err(e) => self.failed(&e.to_string()),
         }
     }
@@ -288,6 +339,7 @@ impl Sync {
         let age_ms = now_unix_ms().saturating_sub(status.last_sync_unix_ms());
         if self.ready() && u128::from(age_ms) > max_age.as_millis() {
             self.gateway.table.store(Arc::new(RoutingTable::unloaded()));
+            self.last_full = None;
             self.gateway.ready.send_replace(false);
             status.expired();
             tracing::error!(
@@ -310,21 +362,46 @@ fn now_unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Writes the newest applied snapshot to disk, off the sync task and the request path; a burst
-/// of reloads costs one write of the last one.
-async fn save_snapshots(
-    file: Arc<SnapshotFile>,
-    mut latest: watch::Receiver<Option<Arc<SavedSnapshot>>>,
-) {
-    while latest.changed().await.is_ok() {
-        let Some(saved) = latest.borrow_and_update().clone() else {
+/// Writes the newest applied state to disk, off the sync task and the request path: it keeps
+/// its own copy of the snapshot, brings it up to date with each delta, and writes once for
+/// whatever arrived during the previous write.
+async fn save_snapshots(file: Arc<SnapshotFile>, mut applied: mpsc::UnboundedReceiver<Applied>) {
+    let mut latest: Option<SavedSnapshot> = None;
+    while let Some(first) = applied.recv().await {
+        let mut next = Some(first);
+        while let Some(change) = next.take().or_else(|| applied.try_recv().ok()) {
+            latest = match (change, latest) {
+                (Applied::Full(saved), _) => Some(saved),
+                (
+                    Applied::Changes {
+                        delta,
+                        synced_unix_ms,
+                    },
+                    Some(mut saved),
+                ) if saved.snapshot.version == delta.from_version => {
+                    saved.snapshot.apply(&delta);
+                    saved.synced_unix_ms = synced_unix_ms;
+                    Some(saved)
+                }
+                // Cannot happen (a delta always follows what the sync task applied before):
+                // write nothing until the next full snapshot rather than a wrong one.
+                (Applied::Changes { .. }, _) => None,
+            };
+        }
+        let Some(saved) = latest.take() else {
             continue;
         };
         let file = Arc::clone(&file);
-        match tokio::task::spawn_blocking(move || file.write(&saved)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "writing the snapshot file failed"),
-            Err(e) => tracing::error!(error = %e, "writing the snapshot file panicked"),
-        }
+        latest = match tokio::task::spawn_blocking(move || (file.write(&saved), saved)).await {
+            Ok((Ok(()), saved)) => Some(saved),
+            Ok((Err(e), saved)) => {
+                tracing::error!(error = %e, "writing the snapshot file failed");
+                Some(saved)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "writing the snapshot file panicked");
+                None
+            }
+        };
     }
 }

@@ -36,6 +36,14 @@ pub struct ProfileClients {
     pub any: UpstreamClient,
     /// HTTP/1.1 only, for upgrades.
     pub http1: UpstreamClient,
+    profile: TlsProfile,
+}
+
+/// Clients of the same profile are interchangeable (two tables compare equal with them).
+impl PartialEq for ProfileClients {
+    fn eq(&self, other: &ProfileClients) -> bool {
+        self.profile == other.profile
+    }
 }
 
 /// What makes two integrations' TLS needs different.
@@ -136,6 +144,7 @@ impl Clients {
         Ok(ProfileClients {
             any: client(any),
             http1: client(http1),
+            profile: profile.clone(),
         })
     }
 }

@@ -8,11 +8,13 @@
 //! - [`tls`]: a TLS upstream with a test CA (HTTP/1.1 and HTTP/2 by ALPN).
 //! - [`fault`]: a TCP fault proxy (black-hole, refuse, cut) to put in front of PostgreSQL.
 //! - [`pg_cluster`]: a throwaway PostgreSQL cluster a test may stop and restart.
+//! - [`browser`]: headless Chromium driven over WebDriver, for the dashboard.
 //! - this module: databases, planes, an API client, a one-integration gateway, and waiting with
 //!   a deadline.
 
 #![allow(clippy::unwrap_used)]
 
+pub mod browser;
 pub mod fault;
 pub mod pattern;
 pub mod pg_cluster;
@@ -99,6 +101,7 @@ impl ControlPlane {
             db: db.clone(),
             keyring: std::sync::Arc::new(config.encryption_keys.clone().unwrap()),
             upstream_deny: std::sync::Arc::new(config.deny_upstream_ranges),
+            public_gateway_url: config.public_gateway_url.into(),
         };
         tokio::spawn(control_plane::serve(listener, state, async move {
             let _ = stopped.wait_for(|s| *s).await;
@@ -456,6 +459,15 @@ pub async fn commit_by_sql(db: &sqlx::PgPool, statements: &[&str]) -> i64 {
             .fetch_one(&mut *tx)
             .await
             .unwrap();
+    // A change log row that does not name what it touched: data planes reload in full.
+    sqlx::query(
+        "insert into config_changes (version, kind, object_name, operation)
+         values ($1, 'sql', 'test', 'update')",
+    )
+    .bind(version)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
     sqlx::query("select pg_notify($1, $2)")
         .bind(shared::notify::CHANNEL)
         .bind(format!("{{\"version\":{version}}}"))

@@ -6,8 +6,11 @@
 //!
 //! - propagation: 4 data planes, `GATEHOUSE_BENCH_WRITES` (default 1,000) sequential writes,
 //!   per data plane p50/p99/max of "control plane 2xx → that data plane serves the change";
+//! - propagation at scale: the same with one data plane serving 100k integrations
+//!   (`GATEHOUSE_BENCH_SCALE`), where each change is applied incrementally;
 //! - reload cost: wall time and peak extra memory of a full reload at 1k, 10k and 100k
-//!   integrations (`GATEHOUSE_BENCH_SIZES`, comma-separated).
+//!   integrations (`GATEHOUSE_BENCH_SIZES`, comma-separated), and wall time of an incremental
+//!   one (one integration changed).
 
 #![allow(clippy::unwrap_used)]
 
@@ -32,12 +35,9 @@ fn percentiles(samples: &mut [Duration]) -> (Duration, Duration, Duration) {
     (at(0.50), at(0.99), at(1.0))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: run with --run-ignored only"]
-async fn propagation_to_four_data_planes() {
-    let writes: usize = env_or("GATEHOUSE_BENCH_WRITES", 1000);
-    let db = fresh_database().await;
-    let cp = ControlPlane::start(&db).await;
+/// A control plane on `db` with account `acme` and its integration `svc` → a live upstream.
+async fn acme_svc(db: &str) -> (ControlPlane, EchoUpstream) {
+    let cp = ControlPlane::start(db).await;
     let upstream = EchoUpstream::start().await;
     let api = cp.admin();
     api.post("/provider-accounts", json!({"name": "acme"}))
@@ -49,16 +49,24 @@ async fn propagation_to_four_data_planes() {
         )
         .await;
     assert_eq!(r.status, 201);
-    let mut planes = Vec::new();
-    for _ in 0..4 {
-        planes.push(DataPlane::start_ready(&db).await);
-    }
+    (cp, upstream)
+}
+
+/// Per data plane, "control plane 2xx → that data plane serves the change" for `writes`
+/// sequential changes of acme/svc; after each, a request through each data plane checks that
+/// the upstream sees the change (outside the timing).
+async fn time_propagation(
+    cp: &ControlPlane,
+    upstream: &EchoUpstream,
+    planes: &[DataPlane],
+    writes: usize,
+) -> Vec<Vec<Duration>> {
+    let api = cp.admin();
     let client = http_client();
     let first = config_version(&cp.db).await;
-    for plane in &planes {
-        plane.wait_applied(first, Duration::from_secs(5)).await;
+    for plane in planes {
+        plane.wait_applied(first, Duration::from_secs(120)).await;
     }
-
     let mut samples = vec![Vec::with_capacity(writes); planes.len()];
     for i in 0..writes {
         let r = api
@@ -82,8 +90,7 @@ async fn propagation_to_four_data_planes() {
         for (plane, took) in join_all(waits).await.into_iter().enumerate() {
             samples[plane].push(took);
         }
-        // The table swapped in serves the change (checked outside the timing).
-        for plane in &planes {
+        for plane in planes {
             client
                 .get(plane.proxy("acme/svc/x"))
                 .bearer_auth(&cp.admin_key)
@@ -97,8 +104,11 @@ async fn propagation_to_four_data_planes() {
         }
     }
     assert_eq!(config_version(&cp.db).await, first + writes as i64);
+    samples
+}
 
-    println!("propagation, {writes} sequential writes, control plane 2xx → data plane serves:");
+/// Prints the per-plane and overall p50/p99/max and asserts the propagation target.
+fn report_propagation(samples: &mut [Vec<Duration>]) {
     println!("| data plane | p50 | p99 | max |");
     println!("|---|---|---|---|");
     for (i, plane_samples) in samples.iter_mut().enumerate() {
@@ -109,6 +119,42 @@ async fn propagation_to_four_data_planes() {
     let mut all: Vec<Duration> = samples.concat();
     let (p50, p99, max) = percentiles(&mut all);
     println!("| all | {p50:.2?} | {p99:.2?} | {max:.2?} |");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with --run-ignored only"]
+async fn propagation_to_four_data_planes() {
+    let writes: usize = env_or("GATEHOUSE_BENCH_WRITES", 1000);
+    let db = fresh_database().await;
+    let (cp, upstream) = acme_svc(&db).await;
+    let mut planes = Vec::new();
+    for _ in 0..4 {
+        planes.push(DataPlane::start_ready(&db).await);
+    }
+    let mut samples = time_propagation(&cp, &upstream, &planes, writes).await;
+    println!("propagation, {writes} sequential writes, control plane 2xx → data plane serves:");
+    report_propagation(&mut samples);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with --run-ignored only"]
+async fn propagation_at_scale() {
+    let size: i64 = env_or("GATEHOUSE_BENCH_SCALE", 100_000);
+    let writes: usize = env_or("GATEHOUSE_BENCH_WRITES", 1000).min(200);
+    let (db, pool) = database_with(size).await;
+    pool.close().await;
+    let (cp, upstream) = acme_svc(&db).await;
+    let plane = DataPlane::start(&db, &[]).await;
+    let planes = [plane];
+    let mut samples = time_propagation(&cp, &upstream, &planes, writes).await;
+    let status = planes[0].status();
+    println!(
+        "propagation at {size} integrations, {writes} sequential writes \
+         ({} of {} reloads incremental):",
+        status.incremental_reloads, status.reloads
+    );
+    assert_eq!(status.incremental_reloads, writes as u64);
+    report_propagation(&mut samples);
 }
 
 /// Resident set size now and its peak since the last reset, in KiB (Linux).
@@ -126,7 +172,7 @@ fn rss_kib() -> (u64, u64) {
 
 /// Fills a fresh database with `integrations` integrations (10 per account, each with header
 /// auth and custom headers) and one user with a key per account, straight by SQL.
-async fn database_with(integrations: i64) -> sqlx::PgPool {
+async fn database_with(integrations: i64) -> (String, sqlx::PgPool) {
     let url = fresh_database().await;
     let db = control_plane::db::connect_and_migrate(&url.clone().into(), 2)
         .await
@@ -161,7 +207,7 @@ async fn database_with(integrations: i64) -> sqlx::PgPool {
         query.execute(&db).await.unwrap();
     }
     seal_header_auth(&db).await;
-    db
+    (url, db)
 }
 
 /// Header auth is stored sealed (RELIABILITY S10); SQL wrote it in clear, so seal it here the
@@ -193,21 +239,54 @@ async fn seal_header_auth(db: &sqlx::PgPool) {
     .unwrap();
 }
 
+/// Changes one integration's custom headers and records it as the control plane would: a new
+/// version whose change-log row names the account. Returns the new version.
+async fn change_one_integration(db: &sqlx::PgPool, revision: usize) -> i64 {
+    let mut tx = db.begin().await.unwrap();
+    let account: uuid::Uuid = sqlx::query_scalar(
+        "update integrations i set custom_headers = jsonb_build_object('X-Rev', $1::text)
+         from provider_accounts a
+         where a.id = i.account_id and a.name = 'acct-1' and i.name = 'svc-1'
+         returning a.id",
+    )
+    .bind(revision.to_string())
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    let version: i64 =
+        sqlx::query_scalar("update config_version set version = version + 1 returning version")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    sqlx::query(
+        "insert into config_changes (version, kind, object_name, operation, accounts, subjects)
+         values ($1, 'integration', 'acct-1/svc-1', 'update', $2, '{}')",
+    )
+    .bind(version)
+    .bind(vec![account])
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    version
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run with --run-ignored only"]
 async fn reload_cost_by_table_size() {
+    use data_plane::routing::RoutingTable;
+    use data_plane::sync::snapshot::{self, Read};
+
     shared::process::install_crypto_provider();
     let sizes: Vec<i64> = std::env::var("GATEHOUSE_BENCH_SIZES")
         .unwrap_or_else(|_| "1000,10000,100000".into())
         .split(',')
         .map(|s| s.trim().parse().unwrap())
         .collect();
-    println!(
-        "| integrations | snapshot read | table build | full reload p50 | max | peak extra memory |"
-    );
-    println!("|---|---|---|---|---|---|");
+    let mut full_rows = Vec::new();
+    let mut incremental_rows = Vec::new();
     for size in sizes {
-        let db = database_with(size).await;
+        let (_, db) = database_with(size).await;
         let mut clients =
             data_plane::upstream::Clients::new(Duration::from_secs(5), Default::default());
         let keyring =
@@ -217,24 +296,19 @@ async fn reload_cost_by_table_size() {
         let mut reads = Vec::new();
         let mut builds = Vec::new();
         let mut peak_kib = 0;
+        let mut table = RoutingTable::unloaded();
         for _ in 0..5 {
+            drop(table);
             // Reset the peak RSS (VmHWM) so that it measures this reload alone.
             std::fs::write("/proc/self/clear_refs", "5").unwrap();
             let (before, _) = rss_kib();
             let started = Instant::now();
-            let snapshot = data_plane::sync::snapshot::load(&db).await.unwrap();
+            let snapshot = snapshot::load(&db).await.unwrap();
             let read = started.elapsed();
-            let table = data_plane::routing::RoutingTable::build(
-                &snapshot,
-                &keyring,
-                &mut clients,
-                &recorder,
-            )
-            .unwrap();
+            table = RoutingTable::build(&snapshot, &keyring, &mut clients, &recorder).unwrap();
             let total = started.elapsed();
             assert_eq!(table.route_count() as i64, size.max(10));
             drop(snapshot);
-            drop(table);
             let (_, peak) = rss_kib();
             peak_kib = peak_kib.max(peak.saturating_sub(before));
             reads.push(read);
@@ -244,10 +318,46 @@ async fn reload_cost_by_table_size() {
         let (read, _, _) = percentiles(&mut reads);
         let (build, _, _) = percentiles(&mut builds);
         let (p50, _, max) = percentiles(&mut reloads);
-        println!(
+        full_rows.push(format!(
             "| {size} | {read:.1?} | {build:.1?} | {p50:.1?} | {max:.1?} | {:.1} MiB |",
             peak_kib as f64 / 1024.0
-        );
+        ));
+
+        // Incremental: one integration changed, the change log read, the table updated.
+        let (mut reloads, mut reads, mut builds) = (Vec::new(), Vec::new(), Vec::new());
+        for revision in 0..20 {
+            let version = change_one_integration(&db, revision).await;
+            let started = Instant::now();
+            let fetched = snapshot::read(&db, Some(table.version)).await.unwrap();
+            let read = started.elapsed();
+            let Read::Changes(delta) = fetched.read else {
+                panic!("the change log covers the change: expected an incremental read")
+            };
+            table = table
+                .updated(&delta, &keyring, &mut clients, &recorder)
+                .unwrap();
+            let total = started.elapsed();
+            assert_eq!(table.version, version);
+            assert_eq!(table.route_count() as i64, size.max(10));
+            reads.push(read);
+            builds.push(total - read);
+            reloads.push(total);
+        }
+        let (read, _, _) = percentiles(&mut reads);
+        let (build, _, _) = percentiles(&mut builds);
+        let (p50, p99, max) = percentiles(&mut reloads);
+        incremental_rows.push(format!(
+            "| {size} | {read:.2?} | {build:.2?} | {p50:.2?} | {p99:.2?} | {max:.2?} |"
+        ));
         db.close().await;
     }
+    println!(
+        "| integrations | snapshot read | table build | full reload p50 | max | peak extra memory |"
+    );
+    println!("|---|---|---|---|---|---|");
+    full_rows.iter().for_each(|row| println!("{row}"));
+    println!();
+    println!("| integrations | change read | table update | incremental reload p50 | p99 | max |");
+    println!("|---|---|---|---|---|---|");
+    incremental_rows.iter().for_each(|row| println!("{row}"));
 }

@@ -1,16 +1,19 @@
 //! Faithful forwarding (SPEC §2): every method, header order and repeats, bodies byte-exact and
-//! still encoded, trailers both ways, and WebSocket upgrades tunnelled with credentials injected.
+//! still encoded, trailers both ways, and WebSocket upgrades tunnelled with credentials injected
+//! and closed when idle.
 
 #![allow(clippy::unwrap_used)]
 
 use std::convert::Infallible;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use bytes::Bytes;
 use gatehouse_tests::raw::{RawUpstream, exchange};
 use gatehouse_tests::upstream::{EchoUpstream, serve};
-use gatehouse_tests::{Gateway, UPSTREAM_KEY, http_client};
+use gatehouse_tests::{Gateway, UPSTREAM_KEY, http_client, wait_until};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
@@ -224,13 +227,16 @@ async fn trailers_are_relayed_both_ways() {
     assert_eq!(&collected.to_bytes()[..], b"body");
 }
 
-/// An upstream that accepts one WebSocket-style upgrade, sends back the request head it saw,
-/// then echoes every byte until the tunnel closes.
-async fn upgrading_upstream() -> String {
+/// An upstream that accepts WebSocket-style upgrades, sends back the request head it saw, then
+/// echoes every byte until the tunnel closes; it counts the tunnels the gateway has closed.
+async fn upgrading_upstream() -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let closed = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&closed);
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
+            let counter = Arc::clone(&counter);
             tokio::spawn(async move {
                 let mut head = Vec::new();
                 let mut buf = [0u8; 4096];
@@ -246,28 +252,29 @@ async fn upgrading_upstream() -> String {
                 let (mut reader, mut writer) = stream.split();
                 writer.write_all(&head).await.unwrap();
                 let _ = tokio::io::copy(&mut reader, &mut writer).await;
+                counter.fetch_add(1, Ordering::SeqCst);
             });
         }
     });
-    format!("http://{addr}")
+    (format!("http://{addr}"), closed)
 }
 
-#[tokio::test]
-async fn websocket_upgrades_are_tunnelled_with_credentials_injected() {
-    let gw = Gateway::start(&upgrading_upstream().await, json!({}), &[]).await;
-    let upgrade = |key: &str, connection: &str| {
-        format!(
-            "GET /proxy-api/acme/svc/realtime?model=x HTTP/1.1\r\nHost: gw\r\n\
-             Authorization: Bearer {key}\r\nConnection: {connection}\r\nUpgrade: websocket\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-    };
+fn upgrade_request(key: &str, connection: &str) -> String {
+    format!(
+        "GET /proxy-api/acme/svc/realtime?model=x HTTP/1.1\r\nHost: gw\r\n\
+         Authorization: Bearer {key}\r\nConnection: {connection}\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+}
+
+/// Opens a tunnel through the gateway: the caller's end, and what it received first (the 101,
+/// then the upstream's copy of the request head it saw), lowercased.
+async fn open_tunnel(gw: &Gateway) -> (TcpStream, String) {
     let mut caller = TcpStream::connect(gw.dp.addr).await.unwrap();
     caller
-        .write_all(upgrade(&gw.key, "Upgrade").as_bytes())
+        .write_all(upgrade_request(&gw.key, "Upgrade").as_bytes())
         .await
         .unwrap();
-    // The 101, then the upstream's copy of the request head it received.
     let mut received = Vec::new();
     let mut buf = [0u8; 4096];
     while received.windows(4).filter(|w| *w == b"\r\n\r\n").count() < 2 {
@@ -278,7 +285,29 @@ async fn websocket_upgrades_are_tunnelled_with_credentials_injected() {
         assert!(n > 0, "{}", String::from_utf8_lossy(&received));
         received.extend_from_slice(&buf[..n]);
     }
-    let text = String::from_utf8_lossy(&received).to_ascii_lowercase();
+    (
+        caller,
+        String::from_utf8_lossy(&received).to_ascii_lowercase(),
+    )
+}
+
+/// A WebSocket frame, and the check that it comes back through the tunnel.
+async fn echo_frame(caller: &mut TcpStream) {
+    let frame = b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58";
+    caller.write_all(frame).await.unwrap();
+    let mut echoed = vec![0u8; frame.len()];
+    tokio::time::timeout(DEADLINE, caller.read_exact(&mut echoed))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echoed, frame);
+}
+
+#[tokio::test]
+async fn websocket_upgrades_are_tunnelled_with_credentials_injected() {
+    let (url, _) = upgrading_upstream().await;
+    let gw = Gateway::start(&url, json!({}), &[]).await;
+    let (mut caller, text) = open_tunnel(&gw).await;
     let (response, upstream_saw) = text.split_once("\r\n\r\n").unwrap();
     assert!(response.starts_with("http/1.1 101"), "{response}");
     assert!(response.contains("upgrade: websocket") && response.contains("sec-websocket-accept"));
@@ -299,23 +328,50 @@ async fn websocket_upgrades_are_tunnelled_with_credentials_injected() {
     assert!(upstream_saw.contains("sec-websocket-key: dghlihnhbxbszsbub25jzq=="));
 
     // Bytes flow both ways through the tunnel.
-    let frame = b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58";
-    caller.write_all(frame).await.unwrap();
-    let mut echoed = vec![0u8; frame.len()];
-    tokio::time::timeout(DEADLINE, caller.read_exact(&mut echoed))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(&echoed, frame);
+    echo_frame(&mut caller).await;
     // The tunnel counts as in flight until either side closes it.
     assert_eq!(gw.dp.in_flight(), 1);
     drop(caller);
     gw.dp.wait_idle().await;
 
     // The same access checks as any request: no key, no tunnel.
-    let refused = upgrade("gh_not-a-key", "Upgrade, close");
+    let refused = upgrade_request("gh_not-a-key", "Upgrade, close");
     let reply = exchange(gw.dp.addr, refused.as_bytes(), DEADLINE).await;
     assert_eq!(reply.status(), 401, "{}", reply.text);
+}
+
+/// RELIABILITY S11: a tunnel that passes no byte either way for `TUNNEL_IDLE_TIMEOUT_MS` is
+/// closed on both sides; traffic in either direction keeps it open however long it lasts.
+#[tokio::test]
+async fn idle_tunnels_are_closed_on_both_sides() {
+    let (url, upstream_closed) = upgrading_upstream().await;
+    let idle = Duration::from_millis(1_000);
+    let gw = Gateway::start(&url, json!({}), &["--tunnel-idle-timeout-ms", "1000"]).await;
+    let (mut caller, _) = open_tunnel(&gw).await;
+    let opened = Instant::now();
+    while opened.elapsed() < idle * 5 / 2 {
+        tokio::time::sleep(idle / 4).await;
+        echo_frame(&mut caller).await;
+    }
+    assert_eq!(upstream_closed.load(Ordering::SeqCst), 0);
+    let silent = Instant::now();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(idle * 4, caller.read(&mut buf))
+        .await
+        .expect("closed by the gateway")
+        .unwrap_or(0);
+    let closed_after = silent.elapsed();
+    println!(
+        "open {:?} with traffic; closed {closed_after:?} into silence",
+        silent - opened
+    );
+    assert_eq!(n, 0, "the caller's side is closed");
+    assert!(closed_after >= idle, "{closed_after:?}");
+    wait_until(DEADLINE, "the upstream's side closed", || async {
+        upstream_closed.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    gw.dp.wait_idle().await;
 }
 
 #[tokio::test]

@@ -49,6 +49,7 @@ async fn the_document_lists_exactly_the_served_routes() {
         }
     }
     let expected: BTreeSet<(String, String)> = [
+        "PUT /api/v1/apply",
         "GET /api/v1/provider-accounts",
         "POST /api/v1/provider-accounts",
         "GET /api/v1/provider-accounts/{account}",

@@ -447,17 +447,25 @@ async fn a_caller_that_sends_its_headers_too_slowly_is_disconnected() {
         &["--header-read-timeout-ms", "300"],
     )
     .await;
-    let started = Instant::now();
-    // Half a request head, then nothing (slowloris).
-    let reply = exchange(
-        gw.dp.addr,
-        b"GET /proxy-api/acme/svc/x HTTP/1.1\r\nHost: gw\r\nX-Slow: ",
-        Duration::from_secs(3),
-    )
-    .await;
-    assert!(reply.closed, "connection still open");
-    println!("slow header sender dropped after {:?}", started.elapsed());
-    assert!(upstream.requests().is_empty());
+    let full = format!(
+        "GET /proxy-api/acme/svc/x HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {}\r\n\r\n",
+        gw.key
+    );
+    let half = "GET /proxy-api/acme/svc/x HTTP/1.1\r\nHost: gw\r\nX-Slow: ";
+    // Half a request head, then nothing (slowloris); nothing at all; and a slow second head on
+    // a kept-alive connection.
+    for (sent, answered) in [
+        (half.to_owned(), 0),
+        (String::new(), 0),
+        (format!("{full}{half}"), 1),
+    ] {
+        let started = Instant::now();
+        let reply = exchange(gw.dp.addr, sent.as_bytes(), Duration::from_secs(3)).await;
+        assert!(reply.closed, "connection still open after {sent:?}");
+        assert_eq!(reply.responses(), answered, "{}", reply.text);
+        println!("slow header sender dropped after {:?}", started.elapsed());
+    }
+    assert_eq!(upstream.requests().len(), 1);
 }
 
 #[tokio::test]

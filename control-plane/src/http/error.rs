@@ -25,6 +25,13 @@ pub enum ApiError {
     PreconditionFailed,
     #[error(transparent)]
     Validation(#[from] FieldError),
+    /// An error about one object of a manifest (`provider account acme`, `integration
+    /// acme/svc`): the inner error's status, its detail prefixed with the object.
+    #[error("{object}: {error}")]
+    About {
+        object: String,
+        error: Box<ApiError>,
+    },
     #[error(transparent)]
     Database(sqlx::Error),
     /// A stored secret that does not open: corruption or a missing key, never the caller's doing.
@@ -57,6 +64,18 @@ impl From<sqlx::Error> for ApiError {
 }
 
 impl ApiError {
+    /// The error attributed to `object`. Internal errors stay as they are (their detail is
+    /// never answered), and so does an error already attributed.
+    pub fn about(self, object: &str) -> ApiError {
+        match self {
+            kept @ (ApiError::Database(_) | ApiError::Sealed(_) | ApiError::About { .. }) => kept,
+            other => ApiError::About {
+                object: object.to_owned(),
+                error: Box::new(other),
+            },
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -66,6 +85,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::About { error, .. } => error.status(),
             ApiError::Database(_) | ApiError::Sealed(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -87,6 +107,10 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "base_url")]
     field: Option<String>,
+    /// The manifest object the error is about, for `PUT /apply`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "integration acme/svc")]
+    object: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     invalid_params: Vec<InvalidParam>,
 }
@@ -100,28 +124,36 @@ pub struct InvalidParam {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let (detail, field, invalid_params) = match &self {
+        let (field_error, object) = match &self {
+            ApiError::Validation(e) => (Some(e), None),
+            ApiError::About { object, error } => match &**error {
+                ApiError::Validation(e) => (Some(e), Some(object.clone())),
+                _ => (None, Some(object.clone())),
+            },
+            _ => (None, None),
+        };
+        let detail = match &self {
             // Internal details stay in the log, never in the answer.
             ApiError::Database(_) | ApiError::Sealed(_) => {
                 tracing::error!(error = %self, "internal error");
-                ("internal error".to_owned(), None, Vec::new())
+                "internal error".to_owned()
             }
-            ApiError::Validation(e) => (
-                e.to_string(),
-                Some(e.field.clone()),
-                vec![InvalidParam {
-                    name: e.field.clone(),
-                    reason: e.message.clone(),
-                }],
-            ),
-            other => (other.to_string(), None, Vec::new()),
+            other => other.to_string(),
         };
+        let invalid_params = field_error
+            .map(|e| InvalidParam {
+                name: e.field.clone(),
+                reason: e.message.clone(),
+            })
+            .into_iter()
+            .collect();
         let body = Problem {
             kind: "about:blank",
             title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
             detail,
-            field,
+            field: field_error.map(|e| e.field.clone()),
+            object,
             invalid_params,
         };
         let mut response = (status, Json(body)).into_response();

@@ -37,30 +37,37 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 /// Deserialises, turning serde's complaint into a [`FieldError`] at the path where it arose.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let message = e.inner().to_string();
-        if e.inner().is_syntax() || e.inner().is_eof() {
-            return ApiError::BadRequest(format!("malformed JSON: {message}"));
-        }
-        let path = e.path().to_string();
-        // serde reports a missing field at its parent; name the field itself.
-        let missing = message
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.split('`').next());
-        let field = match (path.as_str(), missing) {
-            (".", Some(name)) => name.to_owned(),
-            (parent, Some(name)) => format!("{parent}.{name}"),
-            (".", None) => "body".to_owned(),
-            (p, None) => p.to_owned(),
-        };
-        // Drop serde's "at line 1 column 42" suffix: the field says where.
-        let message = message
-            .split(" at line ")
-            .next()
-            .unwrap_or(&message)
-            .to_owned();
-        ApiError::Validation(FieldError::new(field, message))
-    })
+    serde_path_to_error::deserialize(de).map_err(field_error)
+}
+
+/// [`parse`] for a value already parsed as JSON.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(field_error)
+}
+
+fn field_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let message = e.inner().to_string();
+    if e.inner().is_syntax() || e.inner().is_eof() {
+        return ApiError::BadRequest(format!("malformed JSON: {message}"));
+    }
+    let path = e.path().to_string();
+    // serde reports a missing field at its parent; name the field itself.
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    let field = match (path.as_str(), missing) {
+        (".", Some(name)) => name.to_owned(),
+        (parent, Some(name)) => format!("{parent}.{name}"),
+        (".", None) => "body".to_owned(),
+        (p, None) => p.to_owned(),
+    };
+    // Drop serde's "at line 1 column 42" suffix: the field says where.
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(&message)
+        .to_owned();
+    ApiError::Validation(FieldError::new(field, message))
 }
 
 #[cfg(test)]

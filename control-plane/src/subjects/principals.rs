@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::db::{Operation, record_change};
+use crate::db::{Operation, Touched, record_change_touching};
 use crate::http::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
 use crate::http::etag::{IfMatch, Tagged};
 use crate::http::json::ApiJson;
@@ -133,14 +133,16 @@ async fn create(
 ) -> ApiResult<impl IntoResponse + use<>> {
     require_admin(caller)?;
     let mut tx = state.db.begin().await?;
+    let id = Uuid::now_v7();
     sqlx::query("insert into subjects (id, kind, name, is_admin) values ($1, $2, $3, $4)")
-        .bind(Uuid::now_v7())
+        .bind(id)
         .bind(kind.as_str())
         .bind(name)
         .bind(is_admin)
         .execute(&mut *tx)
         .await?;
-    record_change(&mut tx, kind.as_str(), name, Operation::Create).await?;
+    let touched = Touched::subjects(vec![id]);
+    record_change_touching(&mut tx, kind.as_str(), name, Operation::Create, touched).await?;
     let view = fetch_all(&mut tx, kind, Some(name), None).await?.pop();
     tx.commit().await?;
     let view = view.ok_or(ApiError::NotFound("subject"))?;
@@ -156,7 +158,8 @@ async fn delete(
 ) -> ApiResult<StatusCode> {
     require_admin(caller)?;
     let mut tx = state.db.begin().await?;
-    lock_current(&mut tx, kind, name, if_match).await?;
+    let id = lock_current(&mut tx, kind, name, if_match).await?;
+    let touched = Touched::by_deleting_subject(&mut tx, id).await?;
     let deleted: Option<bool> =
         sqlx::query_scalar("delete from subjects where kind = $1 and name = $2 returning is_admin")
             .bind(kind.as_str())
@@ -168,26 +171,28 @@ async fn delete(
         Some(true) => ensure_an_admin_remains(&mut tx).await?,
         Some(false) => {}
     }
-    record_change(&mut tx, kind.as_str(), name, Operation::Delete).await?;
+    record_change_touching(&mut tx, kind.as_str(), name, Operation::Delete, touched).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Locks the principal's row and checks `If-Match` against it.
+/// Locks the principal's row, checks `If-Match` against it and answers its id.
 async fn lock_current(
     conn: &mut PgConnection,
     kind: SubjectKind,
     name: &str,
     if_match: &IfMatch,
-) -> ApiResult<()> {
-    let updated_at: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "select updated_at from subjects where kind = $1 and name = $2 for update",
+) -> ApiResult<Uuid> {
+    let current: Option<(Uuid, DateTime<Utc>)> = sqlx::query_as(
+        "select id, updated_at from subjects where kind = $1 and name = $2 for update",
     )
     .bind(kind.as_str())
     .bind(name)
     .fetch_optional(conn)
     .await?;
-    if_match.check(updated_at.ok_or(ApiError::NotFound("subject"))?)
+    let (id, updated_at) = current.ok_or(ApiError::NotFound("subject"))?;
+    if_match.check(updated_at)?;
+    Ok(id)
 }
 
 /// Nobody could manage anything any more: refuse.
@@ -272,7 +277,7 @@ async fn update_user(
 ) -> ApiResult<Tagged<PrincipalView>> {
     require_admin(&caller)?;
     let mut tx = state.db.begin().await?;
-    lock_current(&mut tx, SubjectKind::User, &email, &if_match).await?;
+    let id = lock_current(&mut tx, SubjectKind::User, &email, &if_match).await?;
     let updated = sqlx::query(
         "update subjects set is_admin = $2, updated_at = now() where kind = 'user' and name = $1",
     )
@@ -284,7 +289,8 @@ async fn update_user(
         return Err(ApiError::NotFound("subject"));
     }
     ensure_an_admin_remains(&mut tx).await?;
-    record_change(&mut tx, "user", &email, Operation::Update).await?;
+    let touched = Touched::subjects(vec![id]);
+    record_change_touching(&mut tx, "user", &email, Operation::Update, touched).await?;
     let view = fetch_all(&mut tx, SubjectKind::User, Some(&email), None)
         .await?
         .pop();

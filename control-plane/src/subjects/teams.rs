@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::db::{Operation, record_change};
+use crate::db::{Operation, Touched, record_change_touching, team_members};
 use crate::http::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
 use crate::http::etag::{IfMatch, Tagged};
 use crate::http::json::ApiJson;
@@ -211,7 +211,9 @@ async fn create(
         .execute(&mut *tx)
         .await?;
     }
-    record_change(&mut tx, "team", &input.name, Operation::Create).await?;
+    // The members' callers gain the team.
+    let touched = Touched::subjects(team_members(&mut tx, id).await?);
+    record_change_touching(&mut tx, "team", &input.name, Operation::Create, touched).await?;
     let row: TeamRow = sqlx::query_as(SELECT)
         .bind(caller.subject_id)
         .bind(&input.name)
@@ -235,11 +237,12 @@ async fn remove(
     let mut tx = state.db.begin().await?;
     let row = visible(&mut tx, &caller, &team, true).await?;
     claim(&mut tx, &row, &if_match).await?;
+    let touched = Touched::by_deleting_subject(&mut tx, row.id).await?;
     sqlx::query("delete from subjects where id = $1")
         .bind(row.id)
         .execute(&mut *tx)
         .await?;
-    record_change(&mut tx, "team", &team, Operation::Delete).await?;
+    record_change_touching(&mut tx, "team", &team, Operation::Delete, touched).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -341,6 +344,8 @@ async fn change_members(
     let row = visible(&mut tx, caller, team, true).await?;
     claim(&mut tx, &row, if_match).await?;
     let id = row.id;
+    // Users who join or leave: their callers' team lists change.
+    let mut touched = team_members(&mut tx, id).await?;
     match change {
         MemberChange::Replace(members) => set_members(&mut tx, id, &members).await?,
         MemberChange::Add(member) => upsert_member(&mut tx, id, &member, "user").await?,
@@ -358,7 +363,11 @@ async fn change_members(
             }
         }
     }
-    record_change(&mut tx, "team_members", team, Operation::Update).await?;
+    touched.extend(team_members(&mut tx, id).await?);
+    touched.sort_unstable();
+    touched.dedup();
+    let touched = Touched::subjects(touched);
+    record_change_touching(&mut tx, "team_members", team, Operation::Update, touched).await?;
     // Read back without the visibility filter: a manager may have just removed itself.
     let row: TeamRow = sqlx::query_as(SELECT)
         .bind(caller.subject_id)

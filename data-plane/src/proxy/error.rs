@@ -23,6 +23,17 @@ pub enum ProxyError {
     DotSegment,
     #[error("the upstream path is not a valid URI path")]
     InvalidPath,
+    #[error(
+        "the request's framing is ambiguous: Content-Length with Transfer-Encoding, conflicting \
+         lengths, or a transfer coding other than chunked"
+    )]
+    AmbiguousFraming,
+    #[error("the request line or headers are malformed")]
+    MalformedRequest,
+    #[error("the request headers are too large")]
+    HeadTooLarge,
+    #[error("the request target is too long")]
+    TargetTooLong,
     #[error("a valid API key is required (Authorization: Bearer <key>)")]
     Unauthorized,
     #[error("this API key may not call this endpoint")]
@@ -69,6 +80,13 @@ impl ProxyError {
             ProxyError::NotProxyPath => (StatusCode::NOT_FOUND, "not_found"),
             ProxyError::DotSegment => (StatusCode::BAD_REQUEST, "bad_path"),
             ProxyError::InvalidPath => (StatusCode::BAD_REQUEST, "bad_path"),
+            ProxyError::AmbiguousFraming => (StatusCode::BAD_REQUEST, "ambiguous_framing"),
+            ProxyError::MalformedRequest => (StatusCode::BAD_REQUEST, "malformed_request"),
+            ProxyError::HeadTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
+            ProxyError::TargetTooLong => (StatusCode::URI_TOO_LONG, "uri_too_long"),
             ProxyError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ProxyError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             ProxyError::UnknownRoute => (StatusCode::NOT_FOUND, "not_found"),
@@ -135,8 +153,16 @@ impl ProxyError {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(GATEWAY_ERROR_HEADER, HeaderValue::from_static(kind));
         headers.insert(X_REQUEST_ID, request_id);
-        // The rest of the body is never read, so the connection cannot be reused.
-        if matches!(self, ProxyError::BodyTooLarge) {
+        // The rest of the body is never read, or where the next request starts is unknown: the
+        // connection cannot be reused.
+        if matches!(
+            self,
+            ProxyError::BodyTooLarge
+                | ProxyError::AmbiguousFraming
+                | ProxyError::MalformedRequest
+                | ProxyError::HeadTooLarge
+                | ProxyError::TargetTooLong
+        ) {
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
         if status == StatusCode::UNAUTHORIZED {

@@ -1,8 +1,8 @@
 //! How stale this data plane may be (RELIABILITY P11): applied version, last sync, reload cost
-//! and failures, listener state. Kept as lock-free values for `/status` and the heartbeat, and
+//! and failures, listener state, and whether the database's schema is one it understands (P13). Kept as lock-free values for `/status` and the heartbeat, and
 //! mirrored into Prometheus metrics for `/metrics`; the sync task is the only writer.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram, Key, Level, Metadata, Recorder as _};
@@ -26,9 +26,13 @@ pub struct SyncStatus {
     last_sync_unix_ms: AtomicU64,
     last_reload_ms: AtomicU64,
     reloads: AtomicU64,
+    incremental_reloads: AtomicU64,
     reload_failures: AtomicU64,
     listener_connected: AtomicBool,
     source: AtomicU8,
+    /// The database's schema (migration) version at the last read; 0 before any.
+    schema_version: AtomicI64,
+    schema_supported: AtomicBool,
     metrics: SyncMetrics,
 }
 
@@ -40,10 +44,18 @@ pub struct StatusReport {
     /// version. For a table read from the snapshot file, when that snapshot was synced.
     pub last_sync_unix_ms: u64,
     pub last_reload_ms: u64,
+    /// Tables swapped in after a database read, full or incremental.
     pub reloads: u64,
+    /// Of `reloads`, those that applied only what the change log said had changed.
+    pub incremental_reloads: u64,
     pub reload_failures: u64,
     pub listener_connected: bool,
     pub table_source: TableSource,
+    /// The database's schema (migration) version at the last read.
+    pub schema_version: i64,
+    /// False while that schema is not one this data plane understands: it then keeps serving
+    /// its last good table and applies nothing (RELIABILITY P13).
+    pub schema_supported: bool,
 }
 
 struct SyncMetrics {
@@ -51,8 +63,11 @@ struct SyncMetrics {
     last_sync: Gauge,
     reload_duration: Histogram,
     reloads: Counter,
+    incremental_reloads: Counter,
     reload_failures: Counter,
     listener_connected: Gauge,
+    schema_version: Gauge,
+    schema_supported: Gauge,
 }
 
 /// Bucket bounds of the reload duration histogram, in seconds: the propagation target is
@@ -78,7 +93,7 @@ impl SyncStatus {
         recorder.describe_histogram(
             RELOAD_DURATION.into(),
             Some(metrics::Unit::Seconds),
-            "Wall time of a full reload: snapshot read, table build, swap.".into(),
+            "Wall time of a reload: database read, table build, swap.".into(),
         );
         let metrics = SyncMetrics {
             applied_version: gauge(
@@ -95,6 +110,10 @@ impl SyncStatus {
                 "gatehouse_config_reloads_total",
                 "Routing tables built from the database and swapped in.",
             ),
+            incremental_reloads: counter(
+                "gatehouse_config_incremental_reloads_total",
+                "Of those, the ones that applied only what the change log said had changed.",
+            ),
             reload_failures: counter(
                 "gatehouse_config_reload_failures_total",
                 "Reloads that failed; the last good table kept serving.",
@@ -103,16 +122,28 @@ impl SyncStatus {
                 "gatehouse_config_listener_connected",
                 "1 while the LISTEN connection is up and its heartbeats answer.",
             ),
+            schema_version: gauge(
+                "gatehouse_config_schema_version",
+                "The database's schema (migration) version at the last read.",
+            ),
+            schema_supported: gauge(
+                "gatehouse_config_schema_supported",
+                "0 while the database's schema is one this data plane does not understand.",
+            ),
         };
         metrics.applied_version.set(-1.0);
+        metrics.schema_supported.set(1.0);
         SyncStatus {
             applied_version: watch::Sender::new(-1),
             last_sync_unix_ms: AtomicU64::new(0),
             last_reload_ms: AtomicU64::new(0),
             reloads: AtomicU64::new(0),
+            incremental_reloads: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),
             listener_connected: AtomicBool::new(false),
             source: AtomicU8::new(TableSource::None as u8),
+            schema_version: AtomicI64::new(0),
+            schema_supported: AtomicBool::new(true),
             metrics,
         }
     }
@@ -123,6 +154,7 @@ impl SyncStatus {
             last_sync_unix_ms: self.last_sync_unix_ms(),
             last_reload_ms: self.last_reload_ms.load(Ordering::Relaxed),
             reloads: self.reloads.load(Ordering::Relaxed),
+            incremental_reloads: self.incremental_reloads.load(Ordering::Relaxed),
             reload_failures: self.reload_failures.load(Ordering::Relaxed),
             listener_connected: self.listener_connected.load(Ordering::Relaxed),
             table_source: match self.source.load(Ordering::Relaxed) {
@@ -130,6 +162,8 @@ impl SyncStatus {
                 s if s == TableSource::SnapshotFile as u8 => TableSource::SnapshotFile,
                 _ => TableSource::None,
             },
+            schema_version: self.schema_version.load(Ordering::Relaxed),
+            schema_supported: self.schema_supported.load(Ordering::Relaxed),
         }
     }
 
@@ -158,17 +192,31 @@ impl SyncStatus {
         self.metrics.last_sync.set(unix_ms as f64 / 1000.0);
     }
 
-    pub(super) fn reloaded(&self, took: Duration) {
+    pub(super) fn reloaded(&self, took: Duration, incremental: bool) {
         self.last_reload_ms
             .store(took.as_millis() as u64, Ordering::Relaxed);
         self.reloads.fetch_add(1, Ordering::Relaxed);
         self.metrics.reloads.increment(1);
+        if incremental {
+            self.incremental_reloads.fetch_add(1, Ordering::Relaxed);
+            self.metrics.incremental_reloads.increment(1);
+        }
         self.metrics.reload_duration.record(took.as_secs_f64());
     }
 
     pub(super) fn reload_failed(&self) {
         self.reload_failures.fetch_add(1, Ordering::Relaxed);
         self.metrics.reload_failures.increment(1);
+    }
+
+    /// The schema version a read found, and whether it is one this data plane understands.
+    pub(super) fn schema(&self, version: i64, supported: bool) {
+        self.schema_version.store(version, Ordering::Relaxed);
+        self.schema_supported.store(supported, Ordering::Relaxed);
+        self.metrics.schema_version.set(version as f64);
+        self.metrics
+            .schema_supported
+            .set(if supported { 1.0 } else { 0.0 });
     }
 
     pub(super) fn set_listener_connected(&self, connected: bool) {
