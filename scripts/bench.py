@@ -12,6 +12,7 @@ script starts is stopped by its PID when it ends.
 """
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -27,8 +28,9 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PORTS = {"upstream": 18181, "nginx-1": 18182, "nginx-auto": 18183, "control": 18184, "gatehouse": 18185,
-         "gatehouse-nolog": 18186}
+# BENCH_PORT_BASE moves all six ports, so that two runs on one machine do not collide.
+PORTS = dict(zip(["upstream", "nginx-1", "nginx-auto", "control", "gatehouse", "gatehouse-nolog"],
+                 itertools.count(int(os.environ.get("BENCH_PORT_BASE", "18181")))))
 SECRET = "bench-upstream-secret"
 
 TARGETS = ["direct", "nginx-1", "nginx-auto", "gatehouse", "gatehouse-nolog"]
@@ -255,7 +257,9 @@ def main():
         nginxa = procs.start("nginx-auto", [nginx, "-c", nginx_conf(workdir, "nginx-auto", PORTS["nginx-auto"], "auto")],
                              cpus=server_cpus)
         keys = "bench:" + "ab" * 32
-        env = dict(os.environ, DATABASE_URL=database_url, GATEHOUSE_ENCRYPTION_KEYS=keys, RUST_LOG="warn")
+        # One request-serving thread: the CPU budget of nginx-1's single worker.
+        env = dict(os.environ, DATABASE_URL=database_url, GATEHOUSE_ENCRYPTION_KEYS=keys, RUST_LOG="warn",
+                   WORKER_THREADS="1")
         procs.start("control-plane", [os.path.join(args.bin_dir, "control-plane"), "--listen",
                                       f"127.0.0.1:{PORTS['control']}"], env=env,
                     log_path=os.path.join(workdir, "control-plane.log"))

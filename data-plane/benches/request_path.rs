@@ -12,7 +12,6 @@ use data_plane::proxy::{self, headers};
 use data_plane::routing::RoutingTable;
 use data_plane::upstream::Clients;
 use http::{HeaderMap, HeaderValue};
-use metrics_exporter_prometheus::PrometheusBuilder;
 use shared::crypto::Keyring;
 use shared::model::TlsSettings;
 use shared::snapshot::{
@@ -85,8 +84,7 @@ fn fixture(integrations: usize, key_count: usize) -> Fixture {
     };
     let keyring = Keyring::parse(&Keyring::generate_spec("bench")).expect("keyring");
     let mut clients = Clients::new(Duration::from_secs(1), Default::default());
-    let recorder = PrometheusBuilder::new().build_recorder();
-    let table = RoutingTable::build(&snapshot, &keyring, &mut clients, &recorder).expect("table");
+    let table = RoutingTable::build(&snapshot, &keyring, &mut clients).expect("table");
     // A fixed stride through the list: deterministic, and neighbours are far apart.
     let names = (0..integrations.len())
         .map(|i| (i * 7_919) % integrations.len())

@@ -8,7 +8,7 @@
 //! - [`upstream`]: HTTP clients, one per TLS profile.
 //! - [`proxy`]: the request path: auth, routing, header rewriting, errors.
 //! - [`request_log`]: per-request traces; records queued and written in batches off the request path.
-//! - [`request_metrics`]: request figures for `/metrics`, registered per route at table build.
+//! - [`request_metrics`]: request figures for `/metrics`, registered per route on its first request.
 //! - [`otel`]: `CustomEndpoint` spans exported over OTLP when an endpoint is configured.
 //! - [`admin`]: health, readiness, sync status and Prometheus metrics.
 //! - [`server`]: the accept loop and graceful shutdown.
@@ -50,7 +50,7 @@ pub struct Gateway {
     /// One permit per proxied request in flight, held until its response body or tunnel ends.
     pub in_flight: Arc<tokio::sync::Semaphore>,
     /// This data plane's metrics, rendered at `/metrics`.
-    pub metrics: PrometheusRecorder,
+    pub metrics: Arc<PrometheusRecorder>,
     /// How it reports in to the `data_planes` table.
     pub identity: sync::Identity,
     /// Where finished requests are queued for the request-log writer; `None` when logging is off.
@@ -119,7 +119,7 @@ pub async fn start(
         .acquire_timeout(config.heartbeat_timeout())
         .connect_lazy_with(options.clone().application_name("gatehouse-data-plane"));
     let addr = listener.local_addr()?;
-    let metrics = admin::recorder();
+    let metrics = Arc::new(admin::recorder());
     let (request_log, log_queue) = match config.request_log_queue {
         0 => (None, None),
         capacity => {

@@ -172,7 +172,7 @@ impl Drop for Trace {
         let bytes_in = self.bytes_in.load(Ordering::Relaxed);
         let bytes_out = self.bytes_out.load(Ordering::Relaxed);
         self.metrics.observe(
-            self.route.as_ref().map(|r| &r.metrics),
+            self.route.as_deref(),
             status,
             latency.as_secs_f64(),
             ttfb.map(|us| us as f64 / 1e6),

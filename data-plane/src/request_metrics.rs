@@ -1,9 +1,14 @@
-//! Request metrics (SPEC §3) for `/metrics`. Handles are registered once per route when the
-//! routing table is built, so a request only bumps atomics: no label formatting, no lookups.
+//! Request metrics (SPEC §3) for `/metrics`. Handles are registered once per route, on its first
+//! request, and kept with the route, so later requests only bump atomics: no label formatting, no
+//! lookups.
 //! Labels are account and endpoint names and status classes: never key or user ids, never paths.
+
+use std::sync::Arc;
 
 use metrics::{Counter, Histogram, Key, Label, Level, Metadata, Recorder as _};
 use metrics_exporter_prometheus::PrometheusRecorder;
+
+use crate::routing::Route;
 
 pub const REQUEST_DURATION: &str = "gatehouse_request_duration_seconds";
 pub const UPSTREAM_TTFB: &str = "gatehouse_upstream_ttfb_seconds";
@@ -90,10 +95,12 @@ impl RouteMetrics {
 pub struct GatewayMetrics {
     unrouted: ByClass,
     auth_failures: Counter,
+    /// Where routes register their figures on first use.
+    recorder: Arc<PrometheusRecorder>,
 }
 
 impl GatewayMetrics {
-    pub fn register(recorder: &PrometheusRecorder) -> GatewayMetrics {
+    pub fn register(recorder: &Arc<PrometheusRecorder>) -> GatewayMetrics {
         recorder.describe_counter(
             "gatehouse_requests_total".into(),
             None,
@@ -117,13 +124,14 @@ impl GatewayMetrics {
                 &Key::from_static_name("gatehouse_auth_failures_total"),
                 &metadata(),
             ),
+            recorder: Arc::clone(recorder),
         }
     }
 
     /// Counts a finished request: under its route's figures when it had one.
     pub fn observe(
         &self,
-        route: Option<&RouteMetrics>,
+        route: Option<&Route>,
         status: u16,
         seconds: f64,
         ttfb: Option<f64>,
@@ -133,7 +141,9 @@ impl GatewayMetrics {
             self.auth_failures.increment(1);
         }
         match route {
-            Some(route) => route.observe(status, seconds, ttfb, bytes.0, bytes.1),
+            Some(route) => route
+                .metrics(&self.recorder)
+                .observe(status, seconds, ttfb, bytes.0, bytes.1),
             None => self.unrouted.count(status),
         }
     }

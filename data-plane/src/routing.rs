@@ -5,7 +5,7 @@
 //! new table shares every other account's routes and every other caller with the old one.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use http::header::{HeaderName, HeaderValue};
 use http::uri::{Authority, Scheme};
@@ -74,7 +74,9 @@ pub struct Route {
     pub denied: bool,
     /// Request bodies above this many bytes get 413 (RELIABILITY S11).
     pub body_limit: Option<u64>,
-    pub metrics: RouteMetrics,
+    /// Registered on the route's first request ([`Route::metrics`]): building a table of 100k
+    /// routes registers nothing, and only routes in use export series.
+    metrics: OnceLock<RouteMetrics>,
 }
 
 /// Two routes are equal when they forward the same way, whatever their metric handles. Every
@@ -125,6 +127,13 @@ impl Route {
             || self.allowed.contains(&caller.subject_id)
             || caller.teams.iter().any(|t| self.allowed.contains(t))
     }
+
+    /// This route's figures, registered with `recorder` on first use. Registering an existing
+    /// series again returns its handle, so a route rebuilt by a config change keeps counting.
+    pub fn metrics(&self, recorder: &PrometheusRecorder) -> &RouteMetrics {
+        self.metrics
+            .get_or_init(|| RouteMetrics::register(recorder, &self.account, &self.endpoint))
+    }
 }
 
 /// Why a snapshot could not become a table.
@@ -153,15 +162,10 @@ impl RoutingTable {
         snapshot: &Snapshot,
         keyring: &Keyring,
         clients: &mut Clients,
-        recorder: &PrometheusRecorder,
     ) -> Result<RoutingTable, BuildError> {
-        let accounts = Builder {
-            keyring,
-            clients,
-            recorder,
-        }
-        .accounts(&snapshot.accounts, &snapshot.integrations)?
-        .collect();
+        let accounts = Builder { keyring, clients }
+            .accounts(&snapshot.accounts, &snapshot.integrations)?
+            .collect();
         clients.retain_used(
             &snapshot
                 .integrations
@@ -185,19 +189,13 @@ impl RoutingTable {
         delta: &Delta,
         keyring: &Keyring,
         clients: &mut Clients,
-        recorder: &PrometheusRecorder,
     ) -> Result<RoutingTable, BuildError> {
         let changed = &delta.snapshot;
         let touched: HashSet<Uuid> = delta.accounts.iter().copied().collect();
         let mut accounts = self.accounts.clone();
         accounts.retain(|_, routes| !touched.contains(&routes.id));
         accounts.extend(
-            Builder {
-                keyring,
-                clients,
-                recorder,
-            }
-            .accounts(&changed.accounts, &changed.integrations)?,
+            Builder { keyring, clients }.accounts(&changed.accounts, &changed.integrations)?,
         );
         let touched: HashSet<Uuid> = delta.subjects.iter().copied().collect();
         let mut keys = self.keys.clone();
@@ -231,7 +229,6 @@ impl RoutingTable {
 struct Builder<'a> {
     keyring: &'a Keyring,
     clients: &'a mut Clients,
-    recorder: &'a PrometheusRecorder,
 }
 
 impl Builder<'_> {
@@ -332,7 +329,7 @@ impl Builder<'_> {
             endpoint: integration.name.as_str().into(),
             account_id: account.id,
             integration_id: integration.id,
-            metrics: RouteMetrics::register(self.recorder, &account.name, &integration.name),
+            metrics: OnceLock::new(),
             scheme: match base.scheme {
                 base_url::Scheme::Http => Scheme::HTTP,
                 base_url::Scheme::Https => Scheme::HTTPS,

@@ -243,17 +243,17 @@ impl Sync {
         self.gateway.status.schema(fetched.schema, true);
         let synced = now_unix_ms();
         let gateway = Arc::clone(&self.gateway);
-        let (keyring, recorder) = (&gateway.config.encryption_keys, &gateway.metrics);
+        let keyring = &gateway.config.encryption_keys;
         let (built, applied) = match fetched.read {
             Read::Full(snapshot) => (
-                RoutingTable::build(&snapshot, keyring, &mut self.clients, recorder),
+                RoutingTable::build(&snapshot, keyring, &mut self.clients),
                 Applied::Full(SavedSnapshot {
                     synced_unix_ms: synced,
                     snapshot,
                 }),
             ),
             Read::Changes(delta) => (
-                current.updated(&delta, keyring, &mut self.clients, recorder),
+                current.updated(&delta, keyring, &mut self.clients),
                 Applied::Changes {
                     delta,
                     synced_unix_ms: synced,
@@ -315,8 +315,8 @@ impl Sync {
             Err(e) => return tracing::error!(error = %e, "reading the snapshot file panicked"),
         };
         let gateway = Arc::clone(&self.gateway);
-        let (keyring, recorder) = (&gateway.config.encryption_keys, &gateway.metrics);
-        match RoutingTable::build(&saved.snapshot, keyring, &mut self.clients, recorder) {
+        let keyring = &gateway.config.encryption_keys;
+        match RoutingTable::build(&saved.snapshot, keyring, &mut self.clients) {
             Ok(table) => {
                 self.swap(table, saved.synced_unix_ms, TableSource::SnapshotFile);
                 tracing::warn!(

@@ -291,7 +291,6 @@ async fn reload_cost_by_table_size() {
             data_plane::upstream::Clients::new(Duration::from_secs(5), Default::default());
         let keyring =
             shared::crypto::Keyring::parse(gatehouse_tests::TEST_ENCRYPTION_KEYS).unwrap();
-        let recorder = data_plane::admin::recorder();
         let mut reloads = Vec::new();
         let mut reads = Vec::new();
         let mut builds = Vec::new();
@@ -305,7 +304,7 @@ async fn reload_cost_by_table_size() {
             let started = Instant::now();
             let snapshot = snapshot::load(&db).await.unwrap();
             let read = started.elapsed();
-            table = RoutingTable::build(&snapshot, &keyring, &mut clients, &recorder).unwrap();
+            table = RoutingTable::build(&snapshot, &keyring, &mut clients).unwrap();
             let total = started.elapsed();
             assert_eq!(table.route_count() as i64, size.max(10));
             drop(snapshot);
@@ -333,9 +332,7 @@ async fn reload_cost_by_table_size() {
             let Read::Changes(delta) = fetched.read else {
                 panic!("the change log covers the change: expected an incremental read")
             };
-            table = table
-                .updated(&delta, &keyring, &mut clients, &recorder)
-                .unwrap();
+            table = table.updated(&delta, &keyring, &mut clients).unwrap();
             let total = started.elapsed();
             assert_eq!(table.version, version);
             assert_eq!(table.route_count() as i64, size.max(10));

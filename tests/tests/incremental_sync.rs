@@ -275,9 +275,8 @@ async fn full_table(db: &sqlx::PgPool) -> RoutingTable {
     let keyring = shared::crypto::Keyring::parse(gatehouse_tests::TEST_ENCRYPTION_KEYS).unwrap();
     let mut clients =
         data_plane::upstream::Clients::new(Duration::from_secs(5), Default::default());
-    let recorder = data_plane::admin::recorder();
     let snapshot = snapshot::load(db).await.unwrap();
-    RoutingTable::build(&snapshot, &keyring, &mut clients, &recorder).unwrap()
+    RoutingTable::build(&snapshot, &keyring, &mut clients).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,13 +353,7 @@ async fn incremental_tables_equal_full_reloads_after_every_random_write() {
     let keyring = shared::crypto::Keyring::parse(gatehouse_tests::TEST_ENCRYPTION_KEYS).unwrap();
     let mut clients =
         data_plane::upstream::Clients::new(Duration::from_secs(5), Default::default());
-    let from_file = RoutingTable::build(
-        &saved,
-        &keyring,
-        &mut clients,
-        &data_plane::admin::recorder(),
-    )
-    .unwrap();
+    let from_file = RoutingTable::build(&saved, &keyring, &mut clients).unwrap();
     assert!(from_file == full_table(&cp.db).await);
     std::fs::remove_dir_all(&dir).unwrap();
 }
