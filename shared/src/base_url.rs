@@ -35,8 +35,9 @@ fn err(message: &str) -> FieldError {
     FieldError::new(FIELD, message)
 }
 
-/// Characters allowed in a path segment (RFC 3986 pchar, `%` checked separately).
-fn is_path_char(b: u8) -> bool {
+/// Characters allowed in a path segment: RFC 3986 pchar, with `%` allowed here and its escapes
+/// checked separately. The data plane's framing guard uses it too.
+pub const fn is_path_char(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,

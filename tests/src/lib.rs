@@ -484,3 +484,45 @@ pub async fn config_version(db: &sqlx::PgPool) -> i64 {
         .await
         .unwrap()
 }
+
+/// What a plane serves at `/metrics`, scraped once.
+pub struct Metrics(pub String);
+
+impl Metrics {
+    pub async fn scrape(base_url: &str) -> Metrics {
+        let response = http_client()
+            .get(format!("{base_url}/metrics"))
+            .send()
+            .await
+            .unwrap();
+        Metrics(response.text().await.unwrap())
+    }
+
+    /// The value of the first sample whose line starts with `line_start` (name and labels).
+    pub fn find(&self, line_start: &str) -> Option<f64> {
+        self.0
+            .lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
+    /// As [`Metrics::find`], for a sample that must be there.
+    pub fn value(&self, line_start: &str) -> f64 {
+        self.find(line_start)
+            .unwrap_or_else(|| panic!("no {line_start} in\n{}", self.0))
+    }
+}
+
+/// The text itself, for `contains` checks and messages.
+impl std::ops::Deref for Metrics {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}

@@ -14,7 +14,9 @@ use data_plane::routing::RoutingTable;
 use data_plane::sync::snapshot;
 use data_plane::sync::snapshot_file::SnapshotFile;
 use gatehouse_tests::upstream::EchoUpstream;
-use gatehouse_tests::{Api, ControlPlane, DataPlane, config_version, fresh_database, http_client};
+use gatehouse_tests::{
+    Api, ControlPlane, DataPlane, Metrics, config_version, fresh_database, http_client,
+};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom as _;
 use rand::{Rng as _, SeedableRng as _};
@@ -413,14 +415,7 @@ async fn a_schema_the_data_plane_does_not_understand_is_not_applied() {
     assert!(status.applied_version < version, "nothing applied");
     // The last good table keeps serving, and the refusal shows in the metrics.
     assert_eq!(call("acme/svc/x").await.unwrap().status(), 200);
-    let metrics = client
-        .get(format!("{}/metrics", plane.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = Metrics::scrape(&plane.url).await;
     assert!(
         metrics.contains("gatehouse_config_schema_supported 0"),
         "{metrics}"

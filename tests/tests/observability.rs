@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use gatehouse_tests::upstream::EchoUpstream;
 use gatehouse_tests::{
-    ControlPlane, Gateway, config_version, fresh_database, http_client, wait_until,
+    ControlPlane, Gateway, Metrics, config_version, fresh_database, http_client, wait_until,
 };
 use serde_json::{Value, json};
 use shared::logging::LogFormat;
@@ -35,21 +35,8 @@ async fn api_requests_are_counted_by_route_template_with_no_names_or_keys() {
         401
     );
 
-    let metrics = http_client()
-        .get(format!("{}/metrics", cp.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let value = |line_start: &str| {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(line_start))
-            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("no {line_start} in\n{metrics}"))
-    };
+    let metrics = Metrics::scrape(&cp.url).await;
+    let value = |line_start: &str| metrics.value(line_start);
     let requests = |route: &str, method: &str, class: &str| {
         value(&format!(
             r#"gatehouse_api_requests_total{{route="/api/v1{route}",method="{method}",status_class="{class}"}}"#

@@ -13,7 +13,7 @@ use gatehouse_tests::fault::{Fault, FaultProxy};
 use gatehouse_tests::pg_cluster::PgCluster;
 use gatehouse_tests::upstream::EchoUpstream;
 use gatehouse_tests::{
-    ConstantLoad, ControlPlane, DataPlane, commit_by_sql, config_version, fresh_database,
+    ConstantLoad, ControlPlane, DataPlane, Metrics, commit_by_sql, config_version, fresh_database,
     fresh_database_on, http_client, wait_until,
 };
 use serde_json::json;
@@ -65,14 +65,7 @@ async fn staleness_is_visible_in_metrics_status_and_the_data_plane_list() {
     let version = config_version(&cp.db).await;
     plane.wait_applied(version, Duration::from_secs(5)).await;
 
-    let metrics = client
-        .get(format!("{}/metrics", plane.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = Metrics::scrape(&plane.url).await;
     for expected in [
         format!("gatehouse_config_applied_version {version}"),
         "gatehouse_config_listener_connected 1".to_owned(),
@@ -510,14 +503,8 @@ async fn the_database_stopped_for_real_costs_no_request() {
     .await;
 
     let metric = |name: &'static str| {
-        let client = client.clone();
-        let url = format!("{}/metrics", plane.url);
-        async move {
-            let text = client.get(url).send().await.unwrap().text().await.unwrap();
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
-                .unwrap_or(0.0)
-        }
+        let url = plane.url.clone();
+        async move { Metrics::scrape(&url).await.find(name).unwrap_or(0.0) }
     };
     cluster.stop_immediate();
     let stopped_at = Instant::now();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use data_plane::request_log::{self, Entry, RequestLog};
-use gatehouse_tests::{ControlPlane, fresh_database, wait_until};
+use gatehouse_tests::{ControlPlane, Metrics, fresh_database, wait_until};
 use serde_json::json;
 use shared::request_log::RequestRecord;
 use tokio::sync::watch;
@@ -252,21 +252,8 @@ async fn proxied_requests_are_found_with_their_figures_and_only_by_those_who_may
         .await
         .unwrap();
     assert_eq!(refused_key.status(), 401);
-    let metrics = client
-        .get(format!("{}/metrics", plane.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let value = |line_start: &str| {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(line_start))
-            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("no {line_start} in\n{metrics}"))
-    };
+    let metrics = Metrics::scrape(&plane.url).await;
+    let value = |line_start: &str| metrics.value(line_start);
     assert_eq!(
         value(r#"gatehouse_requests_total{account="acme",endpoint="svc",status_class="2xx"}"#),
         2.0

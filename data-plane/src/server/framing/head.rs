@@ -118,29 +118,7 @@ const PLAIN: [bool; 256] = {
     let mut table = [false; 256];
     let mut b = 0u8;
     while b < 0x80 {
-        table[b as usize] = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'%'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-                    | b':'
-                    | b'@'
-                    | b'/'
-                    | b'?'
-            );
+        table[b as usize] = shared::base_url::is_path_char(b) || b == b'?';
         b += 1;
     }
     table
