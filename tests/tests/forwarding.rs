@@ -366,7 +366,9 @@ async fn idle_tunnels_are_closed_on_both_sides() {
         silent - opened
     );
     assert_eq!(n, 0, "the caller's side is closed");
-    assert!(closed_after >= idle, "{closed_after:?}");
+    // The last byte moved a moment before `silent` (the echo's way back) and the tunnel keeps
+    // time in whole milliseconds, so allow a little under the timeout, never much.
+    assert!(closed_after >= idle * 9 / 10, "{closed_after:?}");
     wait_until(DEADLINE, "the upstream's side closed", || async {
         upstream_closed.load(Ordering::SeqCst) == 1
     })
