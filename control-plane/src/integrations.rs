@@ -34,8 +34,7 @@ use crate::http::paging::PageQuery;
 use crate::http::patch::patched;
 use crate::provider_accounts::authorize;
 use crate::secrets::{
-    SecretFields, SecretValues, WithSecrets, masked_custom_headers, seal_for_store,
-    validate_secret_names,
+    SecretFields, WithSecrets, masked_custom_headers, seal_for_store, validate_secret_names,
 };
 use crate::subjects::resolve_all;
 
@@ -66,21 +65,6 @@ pub struct IntegrationInput {
     /// Larger request bodies are refused with 413; none when absent.
     #[serde(default)]
     pub max_request_body_bytes: Option<u64>,
-}
-
-impl WithSecrets for IntegrationInput {
-    fn secret_fields(&self) -> SecretFields<'_> {
-        SecretFields {
-            header_auth: self.header_auth.as_ref(),
-            custom_headers: &self.custom_headers,
-            secret_custom_headers: &self.secret_custom_headers,
-        }
-    }
-
-    fn set_secret_values(&mut self, values: SecretValues) {
-        self.header_auth = values.header_auth;
-        self.custom_headers = values.custom_headers;
-    }
 }
 
 impl IntegrationInput {

@@ -30,8 +30,7 @@ use crate::http::json::ApiJson;
 use crate::http::paging::PageQuery;
 use crate::http::patch::patched;
 use crate::secrets::{
-    SecretFields, SecretValues, WithSecrets, masked_custom_headers, seal_for_store,
-    validate_secret_names,
+    SecretValues, WithSecrets, masked_custom_headers, seal_for_store, validate_secret_names,
 };
 use crate::subjects::resolve_all;
 
@@ -66,21 +65,6 @@ pub struct AccountInput {
     pub secret_custom_headers: Vec<String>,
     #[serde(default)]
     pub collaborators: Vec<Collaborator>,
-}
-
-impl WithSecrets for AccountInput {
-    fn secret_fields(&self) -> SecretFields<'_> {
-        SecretFields {
-            header_auth: self.header_auth.as_ref(),
-            custom_headers: &self.custom_headers,
-            secret_custom_headers: &self.secret_custom_headers,
-        }
-    }
-
-    fn set_secret_values(&mut self, values: SecretValues) {
-        self.header_auth = values.header_auth;
-        self.custom_headers = values.custom_headers;
-    }
 }
 
 impl AccountInput {

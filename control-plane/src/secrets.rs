@@ -45,6 +45,31 @@ pub trait WithSecrets: Clone {
     }
 }
 
+/// Accounts and integrations name their secret-bearing fields alike.
+macro_rules! with_secrets {
+    ($($input:ty),+) => {$(
+        impl WithSecrets for $input {
+            fn secret_fields(&self) -> SecretFields<'_> {
+                SecretFields {
+                    header_auth: self.header_auth.as_ref(),
+                    custom_headers: &self.custom_headers,
+                    secret_custom_headers: &self.secret_custom_headers,
+                }
+            }
+
+            fn set_secret_values(&mut self, values: SecretValues) {
+                self.header_auth = values.header_auth;
+                self.custom_headers = values.custom_headers;
+            }
+        }
+    )+};
+}
+
+with_secrets!(
+    crate::provider_accounts::AccountInput,
+    crate::integrations::IntegrationInput
+);
+
 /// The values of [`SecretFields`], owned: sealed as stored, or plain once opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretValues {

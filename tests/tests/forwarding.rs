@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use bytes::Bytes;
-use gatehouse_tests::raw::{RawUpstream, exchange};
+use gatehouse_tests::raw::{RawUpstream, exchange, read_head};
 use gatehouse_tests::upstream::{EchoUpstream, serve};
 use gatehouse_tests::{Gateway, UPSTREAM_KEY, http_client, wait_until};
 use http_body_util::{BodyExt, StreamBody};
@@ -238,14 +238,9 @@ async fn upgrading_upstream() -> (String, Arc<AtomicUsize>) {
         while let Ok((mut stream, _)) = listener.accept().await {
             let counter = Arc::clone(&counter);
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
+                let Some(head) = read_head(&mut stream).await else {
+                    return;
+                };
                 let reply = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
                      Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
                 stream.write_all(reply.as_bytes()).await.unwrap();

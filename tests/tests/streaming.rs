@@ -13,7 +13,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use gatehouse_tests::pattern::{self, Checker};
-use gatehouse_tests::raw::{RawUpstream, exchange};
+use gatehouse_tests::raw::{RawUpstream, exchange, read_head};
 use gatehouse_tests::upstream::{EchoUpstream, serve};
 use gatehouse_tests::{Gateway, http_client, wait_until};
 use serde_json::json;
@@ -199,12 +199,7 @@ async fn watching_upstream(stream_body: bool) -> (String, Arc<AtomicBool>, Arc<A
     let (got, gone) = (Arc::clone(&received), Arc::clone(&closed));
     tokio::spawn(async move {
         let (mut stream, _) = listener.accept().await.unwrap();
-        let mut buf = [0u8; 4096];
-        let mut head = Vec::new();
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = stream.read(&mut buf).await.unwrap();
-            head.extend_from_slice(&buf[..n]);
-        }
+        read_head(&mut stream).await.expect("a request head");
         got.store(true, Ordering::SeqCst);
         if stream_body {
             let _ = stream
@@ -214,6 +209,7 @@ async fn watching_upstream(stream_body: bool) -> (String, Arc<AtomicBool>, Arc<A
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         } else {
+            let mut buf = [0u8; 4096];
             while stream.read(&mut buf).await.is_ok_and(|n| n > 0) {}
         }
         gone.store(true, Ordering::SeqCst);
