@@ -142,6 +142,8 @@ pub struct DataPlane {
     /// Its state, for reading sync status and waiting on the applied version.
     pub gateway: Arc<data_plane::Gateway>,
     stop: watch::Sender<bool>,
+    /// Taken by [`DataPlane::stop`] to await its tasks.
+    running: Option<data_plane::DataPlane>,
 }
 
 impl DataPlane {
@@ -166,6 +168,15 @@ impl DataPlane {
             database_url: database_url.to_owned(),
             gateway: Arc::clone(&plane.gateway),
             stop,
+            running: Some(plane),
+        }
+    }
+
+    /// Stops it and waits until every task has ended (files written, connections closed).
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(running) = self.running.take() {
+            running.join().await.unwrap();
         }
     }
 

@@ -357,6 +357,7 @@ async fn incremental_tables_equal_full_reloads_after_every_random_write() {
         data_plane::upstream::Clients::new(Duration::from_secs(5), Default::default());
     let from_file = RoutingTable::build(&saved, &keyring, &mut clients).unwrap();
     assert!(from_file == full_table(&cp.db).await);
+    plane.stop().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

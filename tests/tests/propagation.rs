@@ -378,7 +378,7 @@ async fn a_restart_during_an_outage_serves_from_the_snapshot_file() {
         !sealed.windows(4).any(|w| w == b"acme"),
         "the file is encrypted"
     );
-    drop(plane);
+    plane.stop().await;
 
     fault.set(Fault::Refuse);
     let started = Instant::now();
@@ -403,6 +403,8 @@ async fn a_restart_during_an_outage_serves_from_the_snapshot_file() {
         figures.ok, figures.failed
     );
     assert_eq!(figures.failed, 0);
+    // Stopped first: its last snapshot write could otherwise land while the folder is removed.
+    plane.stop().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
 
