@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Request, Response};
@@ -33,13 +34,21 @@ use body::Relay;
 /// Relayed upstream bodies, or small bodies the gateway makes itself.
 pub type ProxyBody = Either<Relay, Full<Bytes>>;
 
-/// A fresh request id, and its text as the value of `x-request-id`.
-pub fn new_request_id() -> (Uuid, HeaderValue) {
-    let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+/// When a request started, and its id, which says so (a UUIDv7 of that instant).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestStart {
+    pub id: Uuid,
+    pub at: DateTime<Utc>,
+}
+
+/// A request starting now: its id, and the id's text as the value of `x-request-id`.
+pub fn new_request_id() -> (RequestStart, HeaderValue) {
+    let at = Utc::now();
+    let id = shared::request_log::request_id(at, &rand::random());
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
     let text = id.hyphenated().encode_lower(&mut buf);
     let value = HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-    (id, value)
+    (RequestStart { id, at }, value)
 }
 
 /// Forwards one `/proxy-api/...` request; every failure becomes the gateway's JSON error. Each
@@ -49,9 +58,9 @@ pub async fn handle(
     gateway: &Gateway,
     req: Request<Incoming>,
     peer: IpAddr,
-    (id, request_id): (Uuid, HeaderValue),
+    (start, request_id): (RequestStart, HeaderValue),
 ) -> Response<ProxyBody> {
-    let mut trace = Some(Trace::new(gateway, id, &req));
+    let mut trace = Some(Trace::new(gateway, start, &req));
     // Shed load before doing any work (RELIABILITY S11).
     let result = match Arc::clone(&gateway.in_flight).try_acquire_owned() {
         Ok(permit) => forward(gateway, req, peer, &request_id, permit, &mut trace).await,

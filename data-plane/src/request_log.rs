@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use crate::Gateway;
 use crate::otel::Spans;
+use crate::proxy::RequestStart;
 use crate::proxy::headers::{TRACEPARENT, TraceParent};
 use crate::request_metrics::GatewayMetrics;
 use crate::routing::{Caller, Route};
@@ -82,7 +83,7 @@ pub struct Trace {
 impl Trace {
     /// Starts tracing `request` as `gateway` is set up to: metrics always, a log record and a
     /// span when those are on.
-    pub fn new<B>(gateway: &Gateway, request_id: Uuid, request: &Request<B>) -> Trace {
+    pub fn new<B>(gateway: &Gateway, start: RequestStart, request: &Request<B>) -> Trace {
         let spans = gateway.spans.clone();
         let caller_traceparent = spans
             .as_ref()
@@ -93,8 +94,8 @@ impl Trace {
             caller_traceparent,
             metrics: Arc::clone(&gateway.request_metrics),
             started: Instant::now(),
-            started_at: Utc::now(),
-            request_id,
+            started_at: start.at,
+            request_id: start.id,
             method: request.method().clone(),
             path: request
                 .uri()

@@ -59,7 +59,7 @@ pub async fn serve(
             // In hyper's order, before any later request is read.
             let dispatched = framing.dispatched();
             async move {
-                let (id, request_id) = proxy::new_request_id();
+                let (start, request_id) = proxy::new_request_id();
                 if let Some(refusal) = dispatched.refusal {
                     tracing::debug!(
                         request_id = request_id.to_str().unwrap_or_default(),
@@ -70,7 +70,7 @@ pub async fn serve(
                 }
                 let connect = req.method() == http::Method::CONNECT;
                 let response = if req.uri().path().starts_with(PREFIX) {
-                    proxy::handle(&gateway, req, peer.ip(), (id, request_id)).await
+                    proxy::handle(&gateway, req, peer.ip(), (start, request_id)).await
                 } else {
                     match admin::respond(&gateway, req.uri().path()) {
                         Some(mut response) => {

@@ -14,9 +14,11 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 fn record(account: &str, account_id: Uuid, status: u16, minutes_ago: i64) -> Entry {
+    let started_at = chrono::Utc::now() - chrono::Duration::minutes(minutes_ago);
+    let random: [u8; 10] = Uuid::new_v4().as_bytes()[..10].try_into().unwrap();
     Entry {
-        request_id: Uuid::new_v4(),
-        started_at: chrono::Utc::now() - chrono::Duration::minutes(minutes_ago),
+        request_id: shared::request_log::request_id(started_at, &random),
+        started_at,
         account: account.into(),
         endpoint: "svc".into(),
         account_id: Some(account_id),
@@ -80,6 +82,8 @@ async fn written_records_are_found_filtered_paged_and_only_by_those_who_may() {
         records.push(record("acme", ids[0], status, i as i64));
     }
     records.push(record("other", ids[1], 200, 0));
+    // As records were written before request ids carried their start time.
+    records[2].request_id = Uuid::new_v4();
     for r in &records {
         log.record(r.clone());
     }
@@ -98,6 +102,13 @@ async fn written_records_are_found_filtered_paged_and_only_by_those_who_may() {
         (found.status, found.bytes_out, found.latency_us),
         (502, 20, 1500)
     );
+    let legacy = api.get(&format!("/traces/{}", records[2].request_id)).await;
+    assert_eq!(
+        (legacy.status, legacy.json["status"].as_u64()),
+        (200, Some(404))
+    );
+    let unknown = shared::request_log::request_id(records[3].started_at, &[7; 10]);
+    assert_eq!(api.get(&format!("/traces/{unknown}")).await.status, 404);
 
     let class = api.get("/traces?account=acme&status=2xx").await.json;
     assert_eq!(class.as_array().unwrap().len(), 3);
@@ -233,6 +244,9 @@ async fn proxied_requests_are_found_with_their_figures_and_only_by_those_who_may
         assert!(found.upstream_path.starts_with("/v1/") && !found.upstream_path.contains('?'));
         assert_eq!(found.trace_id, "0af7651916cd43dd8448eb211c80319c");
         assert!(found.latency_us > 0 && found.upstream_ttfb_us.unwrap() <= found.latency_us);
+        // The id carries the millisecond the request started in.
+        let (from, until) = shared::request_log::started_within(found.request_id).unwrap();
+        assert!(from <= found.started_at && found.started_at < until);
     }
     let refused = wait_for_trace(&api, &refused_id).await;
     assert_eq!(
