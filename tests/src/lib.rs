@@ -45,12 +45,25 @@ pub async fn fresh_database() -> String {
     fresh_database_on(&base).await
 }
 
+/// Test databases are named `gatehouse_test_{unix seconds}_{random}`; those older than this are
+/// left over from earlier runs and dropped. Thousands of them on a developer's server slow every
+/// cluster-wide chore (the autovacuum launcher visits each) and skew benchmarks.
+const LEFTOVER_AFTER: Duration = Duration::from_secs(6 * 3600);
+
 /// A new, empty database on the server of `base` (a PostgreSQL URL).
 pub async fn fresh_database_on(base: &str) -> String {
-    let name = format!("gatehouse_test_{}", uuid::Uuid::new_v4().simple());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let name = format!(
+        "gatehouse_test_{}_{}",
+        now.as_secs(),
+        uuid::Uuid::new_v4().simple()
+    );
     let admin = sqlx::PgPool::connect(base)
         .await
         .expect("connecting to DATABASE_URL");
+    drop_leftover_databases(&admin, now).await;
     sqlx::query(&format!("create database {name}"))
         .execute(&admin)
         .await
@@ -59,6 +72,28 @@ pub async fn fresh_database_on(base: &str) -> String {
     let mut url = url::Url::parse(base).unwrap();
     url.set_path(&name);
     url.to_string()
+}
+
+/// Drops the test databases created more than [`LEFTOVER_AFTER`] before `now`.
+async fn drop_leftover_databases(admin: &sqlx::PgPool, now: Duration) {
+    let names: Vec<String> =
+        sqlx::query_scalar("select datname from pg_database where datname like 'gatehouse_test_%'")
+            .fetch_all(admin)
+            .await
+            .unwrap_or_default();
+    let cutoff = now.saturating_sub(LEFTOVER_AFTER).as_secs();
+    for name in names {
+        let created = name
+            .strip_prefix("gatehouse_test_")
+            .and_then(|rest| rest.split_once('_'))
+            .and_then(|(secs, _)| secs.parse::<u64>().ok());
+        if created.is_some_and(|created| created < cutoff) {
+            // Another run may be dropping it too: whatever happens, it is not this test's concern.
+            let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
+                .execute(admin)
+                .await;
+        }
+    }
 }
 
 /// A control plane serving on 127.0.0.1:0 with an admin key ready.
