@@ -11,10 +11,17 @@ fn main() -> anyhow::Result<()> {
     shared::process::install_crypto_provider();
     let config = Config::parse();
     shared::logging::init(config.log_format);
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = config.worker_threads {
-        runtime.worker_threads(threads.into());
-    }
+    // One request thread: a single-threaded scheduler, with no work stealing or cross-thread
+    // wakeups to pay for.
+    let mut runtime = match config.worker_threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(threads) => {
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            runtime.worker_threads(threads.into());
+            runtime
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     runtime
         .enable_all()
         .build()
