@@ -150,6 +150,9 @@ pub async fn start(
     let log_pool = PgPoolOptions::new()
         .max_connections(2)
         .acquire_timeout(Duration::from_secs(1))
+        // No ping before each batch: a dead connection fails its COPY, the batch is counted as
+        // dropped, and the pool replaces the connection.
+        .test_before_acquire(false)
         .connect_lazy_with(
             options
                 .application_name("gatehouse-request-log")

@@ -215,8 +215,8 @@ impl Drop for Trace {
     }
 }
 
-/// Records per write.
-const BATCH: usize = 1000;
+/// Records per write, at most.
+const BATCH: usize = 5000;
 
 /// The producer side, shared by every request.
 pub struct RequestLog {
@@ -296,7 +296,7 @@ pub fn set_gauge(recorder: &PrometheusRecorder, name: &'static str, value: f64) 
 
 /// How long the writer waits for a batch to fill once a record is in: fewer, larger writes
 /// cost PostgreSQL less per record; records become visible this much later.
-const LINGER: Duration = Duration::from_millis(20);
+const LINGER: Duration = Duration::from_millis(100);
 
 /// Drains the queue in batches until shutdown, then writes what is left once.
 pub async fn write(
