@@ -187,6 +187,31 @@ def cpu_ticks(pids):
     return total
 
 
+def postgres_ticks():
+    """CPU ticks of every PostgreSQL server process on this machine, by PID: what request logging
+    costs the database, which shares the machine's cores with the proxy."""
+    ticks = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if open(f"/proc/{entry}/comm").read().strip() == "postgres":
+                    ticks[entry] = cpu_ticks([entry])
+            except OSError:
+                pass
+    return ticks
+
+
+def pin_postgres(cpus):
+    """Moves every PostgreSQL server process to `cpus` (backends forked later inherit the
+    postmaster's affinity); `None` puts them back on every CPU."""
+    cpus = cpus or set(range(os.cpu_count()))
+    for pid in postgres_ticks():
+        try:
+            os.sched_setaffinity(int(pid), cpus)
+        except OSError:
+            pass
+
+
 def peak_rss_kib(pids):
     total = 0
     for pid in pids:
@@ -217,7 +242,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5, help="seconds per load run")
-    parser.add_argument("--pinned", action="store_true", help="load generator on CPU 0, servers on CPU 1")
+    parser.add_argument("--pinned", action="store_true",
+                        help="load generator and PostgreSQL on CPU 0, proxies and upstream on CPU 1")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated subset")
     parser.add_argument("--bin-dir", default=os.path.join(ROOT, "target", "release"))
     parser.add_argument("--out", help="also write the markdown table to this file")
@@ -297,17 +323,23 @@ def main():
             "gatehouse": (PORTS["gatehouse"], "/proxy-api/bench/up", key, gatehouse.pid),
             "gatehouse-nolog": (PORTS["gatehouse-nolog"], "/proxy-api/bench/up", key, nolog.pid),
         }
+        if args.pinned:
+            # The database off the proxy's core, as where it has a machine of its own: what
+            # request logging costs the proxy itself, apart from what it costs PostgreSQL.
+            pin_postgres({int(load_cpus)})
         results = {}  # (scenario, target) -> list of per-round dicts
         for round_no in range(args.rounds):
             for scenario in args.scenarios.split(","):
                 method, path, connections = SCENARIOS[scenario]
                 for target, (port, prefix, target_key, pid) in targets.items():
                     pids = process_tree(pid) if pid else []
-                    before = cpu_ticks(pids)
+                    before, db_before = cpu_ticks(pids), postgres_ticks()
                     r = run_wrk(f"http://127.0.0.1:{port}{prefix}{path}", method, connections, args.duration,
                                 target_key, lua, load_cpus)
                     ticks = cpu_ticks(pids) - before
+                    db_ticks = sum(t - db_before.get(p, 0) for p, t in postgres_ticks().items())
                     r["cpu_us_per_req"] = (ticks / CLK_TCK * 1e6 / r["requests"]) if pids and r["requests"] else None
+                    r["db_cpu_us_per_req"] = db_ticks / CLK_TCK * 1e6 / r["requests"] if r["requests"] else 0.0
                     r["peak_rss_mib"] = peak_rss_kib(pids) / 1024 if pids else None
                     results.setdefault((scenario, target), []).append(r)
                     log(f"round {round_no + 1} {scenario:12} {target:10} {r['rps']:10.0f} req/s "
@@ -318,6 +350,8 @@ def main():
             with open(args.out, "w") as f:
                 f.write(table)
     finally:
+        if args.pinned:
+            pin_postgres(None)
         procs.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)
         subprocess.run(["psql", base_url, "-qc", f"drop database if exists {bench_db}"], check=False)
@@ -326,10 +360,10 @@ def main():
 def report(results, args):
     med = statistics.median
     lines = [f"Rounds: {args.rounds} × {args.duration} s per target and scenario, "
-             f"{'pinned (wrk on CPU 0, servers on CPU 1)' if args.pinned else 'unpinned'}; medians across rounds; "
+             f"{'pinned (wrk and PostgreSQL on CPU 0, servers on CPU 1)' if args.pinned else 'unpinned'}; medians across rounds; "
              "ratios computed within each round.", "",
-             "| scenario | target | req/s | p50 ms | p99 ms | p99.9 ms | proxy CPU µs/req | peak RSS MiB | req/s vs nginx-1 | req/s vs direct | errors |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| scenario | target | req/s | p50 ms | p99 ms | p99.9 ms | proxy CPU µs/req | PostgreSQL CPU µs/req | peak RSS MiB | req/s vs nginx-1 | req/s vs direct | errors |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     scenarios = args.scenarios.split(",")
     for scenario in scenarios:
         for target in TARGETS:
@@ -340,14 +374,12 @@ def report(results, args):
             vs_direct = med(r["rps"] / d["rps"] for r, d in zip(runs, direct_runs))
             cpu = [r["cpu_us_per_req"] for r in runs if r["cpu_us_per_req"] is not None]
             rss = [r["peak_rss_mib"] for r in runs if r["peak_rss_mib"] is not None]
+            db_cpu = med(r["db_cpu_us_per_req"] for r in runs)
             lines.append(
                 f"| {scenario} | {target} | {med(r['rps'] for r in runs):.0f} | {med(r['p50_ms'] for r in runs):.2f} | "
                 f"{med(r['p99_ms'] for r in runs):.2f} | {med(r['p999_ms'] for r in runs):.2f} | "
-                f"{med(cpu):.1f} | {max(rss):.1f} | {vs_nginx:.2f} | {vs_direct:.2f} | "
-                f"{sum(r['errors'] + r['non2xx'] for r in runs)} |" if cpu else
-                f"| {scenario} | {target} | {med(r['rps'] for r in runs):.0f} | {med(r['p50_ms'] for r in runs):.2f} | "
-                f"{med(r['p99_ms'] for r in runs):.2f} | {med(r['p999_ms'] for r in runs):.2f} | – | – | "
-                f"{vs_nginx:.2f} | {vs_direct:.2f} | {sum(r['errors'] + r['non2xx'] for r in runs)} |")
+                + (f"{med(cpu):.1f} | {db_cpu:.1f} | {max(rss):.1f} | " if cpu else f"– | {db_cpu:.1f} | – | ")
+                + f"{vs_nginx:.2f} | {vs_direct:.2f} | {sum(r['errors'] + r['non2xx'] for r in runs)} |")
     lines += ["", "Request logging's cost: gatehouse req/s ÷ gatehouse-nolog req/s, median of per-round ratios:", ""]
     for scenario in scenarios:
         ratio = med(a["rps"] / b["rps"] for a, b in zip(results[(scenario, "gatehouse")],
