@@ -26,7 +26,6 @@ pub mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
@@ -82,7 +81,7 @@ pub struct DataPlane {
     pub gateway: Arc<Gateway>,
     server: tokio::task::JoinHandle<()>,
     sync: tokio::task::JoinHandle<()>,
-    request_log: Option<tokio::task::JoinHandle<()>>,
+    request_log: Option<std::thread::JoinHandle<()>>,
     span_exporter: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -92,7 +91,10 @@ impl DataPlane {
         self.server.await.context("server task")?;
         self.sync.await.context("sync task")?;
         if let Some(writer) = self.request_log {
-            writer.await.context("request log writer")?;
+            tokio::task::spawn_blocking(move || writer.join())
+                .await
+                .context("request log writer")?
+                .map_err(|_| anyhow::anyhow!("request log writer panicked"))?;
         }
         if let Some(exporter) = self.span_exporter {
             exporter.await.context("span exporter")?;
@@ -144,30 +146,19 @@ pub async fn start(
         spans,
         config,
     });
-    // Its own small pool, so a slow log write never delays a snapshot read. Request logs are
-    // telemetry: a commit need not wait for its WAL flush (a crash may lose the last few
-    // hundred milliseconds of records, never corrupt anything).
-    let log_pool = PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(Duration::from_secs(1))
-        // No ping before each batch: a dead connection fails its COPY, the batch is counted as
-        // dropped, and the pool replaces the connection.
-        .test_before_acquire(false)
-        .connect_lazy_with(
-            options
-                .application_name("gatehouse-request-log")
-                .options([("synchronous_commit", "off")]),
-        );
-    let request_log = gateway
-        .request_log
-        .clone()
-        .zip(log_queue)
-        .map(|(log, queue)| {
+    let request_log = match gateway.request_log.clone().zip(log_queue) {
+        Some((log, queue)) => {
             let name: Arc<str> = format!("{}/{}", gateway.identity.hostname, addr).into();
-            tokio::spawn(async move {
-                request_log::write(&log, queue, log_pool, name, shutdown_for_log).await;
-            })
-        });
+            Some(request_log::spawn_writer(
+                log,
+                queue,
+                options.clone(),
+                name,
+                shutdown_for_log,
+            )?)
+        }
+        None => None,
+    };
     let span_exporter = gateway
         .spans
         .clone()

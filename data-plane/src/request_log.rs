@@ -17,6 +17,7 @@ use metrics::{Key, Level, Metadata, Recorder as _};
 use metrics_exporter_prometheus::PrometheusRecorder;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolCopyExt as _;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
@@ -297,6 +298,40 @@ pub fn set_gauge(recorder: &PrometheusRecorder, name: &'static str, value: f64) 
 /// How long the writer waits for a batch to fill once a record is in: fewer, larger writes
 /// cost PostgreSQL less per record; records become visible this much later.
 const LINGER: Duration = Duration::from_millis(100);
+
+/// Starts the writer on a thread of its own, with its own two connections: encoding and
+/// sending a batch never stalls the request threads' event loops, and a slow log write never
+/// delays a snapshot read. Request logs are telemetry: a commit need not wait for its WAL flush
+/// (a crash may lose the last fraction of a second of records, never corrupt anything).
+pub fn spawn_writer(
+    log: Arc<RequestLog>,
+    queue: mpsc::Receiver<Entry>,
+    database: PgConnectOptions,
+    data_plane: Arc<str>,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("request-log".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let pool = PgPoolOptions::new()
+                    .max_connections(2)
+                    .acquire_timeout(Duration::from_secs(1))
+                    // No ping before each batch: a dead connection fails its COPY, the batch
+                    // is counted as dropped, and the pool replaces the connection.
+                    .test_before_acquire(false)
+                    .connect_lazy_with(
+                        database
+                            .application_name("gatehouse-request-log")
+                            .options([("synchronous_commit", "off")]),
+                    );
+                write(&log, queue, pool, data_plane, shutdown).await;
+            });
+        })
+}
 
 /// Drains the queue in batches until shutdown, then writes what is left once.
 pub async fn write(
