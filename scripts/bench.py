@@ -187,27 +187,32 @@ def cpu_ticks(pids):
     return total
 
 
-def postgres_ticks():
-    """CPU ticks of every PostgreSQL server process on this machine, by PID: what request logging
-    costs the database, which shares the machine's cores with the proxy."""
-    ticks = {}
+def postgres_pids():
+    """Every PostgreSQL server process on this machine."""
+    pids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 if open(f"/proc/{entry}/comm").read().strip() == "postgres":
-                    ticks[entry] = cpu_ticks([entry])
+                    pids.append(int(entry))
             except OSError:
                 pass
-    return ticks
+    return pids
+
+
+def postgres_ticks():
+    """CPU ticks of each PostgreSQL server process, by PID: what request logging costs the
+    database, which shares the machine's cores with the proxy."""
+    return {pid: cpu_ticks([pid]) for pid in postgres_pids()}
 
 
 def pin_postgres(cpus):
     """Moves every PostgreSQL server process to `cpus` (backends forked later inherit the
     postmaster's affinity); `None` puts them back on every CPU."""
     cpus = cpus or set(range(os.cpu_count()))
-    for pid in postgres_ticks():
+    for pid in postgres_pids():
         try:
-            os.sched_setaffinity(int(pid), cpus)
+            os.sched_setaffinity(pid, cpus)
         except OSError:
             pass
 

@@ -152,7 +152,7 @@ pub async fn start(
             Some(request_log::spawn_writer(
                 log,
                 queue,
-                options.clone(),
+                options,
                 name,
                 shutdown_for_log,
             )?)

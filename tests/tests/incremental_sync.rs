@@ -15,7 +15,7 @@ use data_plane::sync::snapshot;
 use data_plane::sync::snapshot_file::SnapshotFile;
 use gatehouse_tests::upstream::EchoUpstream;
 use gatehouse_tests::{
-    Api, ControlPlane, DataPlane, Metrics, config_version, fresh_database, http_client,
+    Api, ControlPlane, DataPlane, Gateway, Metrics, config_version, fresh_database,
 };
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom as _;
@@ -363,34 +363,20 @@ async fn incremental_tables_equal_full_reloads_after_every_random_write() {
 
 #[tokio::test]
 async fn a_schema_the_data_plane_does_not_understand_is_not_applied() {
-    let db = fresh_database().await;
-    let cp = ControlPlane::start(&db).await;
     let upstream = EchoUpstream::start().await;
-    let api = cp.admin();
-    assert_eq!(
-        api.post("/provider-accounts", json!({"name": "acme"}))
-            .await
-            .status,
-        201
-    );
-    let integration = json!({"name": "svc", "base_url": upstream.url()});
-    let r = api
-        .post("/provider-accounts/acme/integrations", integration)
-        .await;
-    assert_eq!(r.status, 201);
     // Frequent polls, so that refusals are retried quickly.
-    let plane = DataPlane::start_ready_with(&db, &["--sync-poll-interval-ms", "200"]).await;
+    let gateway = Gateway::start(
+        &upstream.url(),
+        json!({}),
+        &["--sync-poll-interval-ms", "200"],
+    )
+    .await;
+    let (cp, plane) = (&gateway.cp, &gateway.dp);
+    let api = cp.admin();
     let supported = snapshot::supported_schemas();
     assert_eq!(plane.status().schema_version, *supported.end());
     assert!(plane.status().schema_supported);
-    let client = http_client();
-    let call = |path: &'static str| {
-        client
-            .get(plane.proxy(path))
-            .bearer_auth(&cp.admin_key)
-            .send()
-    };
-    assert_eq!(call("acme/svc/x").await.unwrap().status(), 200);
+    assert_eq!(gateway.get("/x").await.status(), 200);
 
     // A newer schema (as a migration this build does not know would leave), then a change.
     let newer = supported.end() + 1;
@@ -415,7 +401,7 @@ async fn a_schema_the_data_plane_does_not_understand_is_not_applied() {
     assert!(!status.schema_supported);
     assert!(status.applied_version < version, "nothing applied");
     // The last good table keeps serving, and the refusal shows in the metrics.
-    assert_eq!(call("acme/svc/x").await.unwrap().status(), 200);
+    assert_eq!(gateway.get("/x").await.status(), 200);
     let metrics = Metrics::scrape(&plane.url).await;
     assert!(
         metrics.contains("gatehouse_config_schema_supported 0"),
@@ -434,7 +420,7 @@ async fn a_schema_the_data_plane_does_not_understand_is_not_applied() {
     })
     .await;
     assert!(!plane.status().schema_supported);
-    assert_eq!(call("acme/svc/x").await.unwrap().status(), 200);
+    assert_eq!(gateway.get("/x").await.status(), 200);
 
     // Back to the schema it understands: the pending change is applied.
     let restore = control_plane::db::MIGRATOR
@@ -454,5 +440,5 @@ async fn a_schema_the_data_plane_does_not_understand_is_not_applied() {
     }
     plane.wait_applied(version, Duration::from_secs(10)).await;
     assert!(plane.status().schema_supported);
-    assert_eq!(call("acme/svc/x").await.unwrap().status(), 404);
+    assert_eq!(gateway.get("/x").await.status(), 404);
 }
