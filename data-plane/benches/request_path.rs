@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -155,13 +154,13 @@ fn header_rewrite(c: &mut Criterion) {
         .table
         .route("account-0", "endpoint-0")
         .expect("route");
-    let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let peer = HeaderValue::from_static("127.0.0.1");
     let (_, request_id) = proxy::new_request_id();
     let caller = caller_headers();
     c.bench_function("header_rewrite/to_upstream", |b| {
         b.iter_batched(
             || caller.clone(),
-            |h| headers::to_upstream(h, route, peer, &request_id, None),
+            |h| headers::to_upstream(h, route, &peer, &request_id, None),
             BatchSize::SmallInput,
         )
     });

@@ -81,7 +81,8 @@ pub struct DataPlane {
     pub gateway: Arc<Gateway>,
     server: tokio::task::JoinHandle<()>,
     sync: tokio::task::JoinHandle<()>,
-    request_log: Option<std::thread::JoinHandle<()>>,
+    /// The request-log writer, and what tells it to write its last batch and end.
+    request_log: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
     span_exporter: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -90,11 +91,10 @@ impl DataPlane {
     pub async fn join(self) -> anyhow::Result<()> {
         self.server.await.context("server task")?;
         self.sync.await.context("sync task")?;
-        if let Some(writer) = self.request_log {
-            tokio::task::spawn_blocking(move || writer.join())
-                .await
-                .context("request log writer")?
-                .map_err(|_| anyhow::anyhow!("request log writer panicked"))?;
+        if let Some((stop, writer)) = self.request_log {
+            // Only now, with every request finished and recorded, the writer's last batch.
+            stop.send_replace(true);
+            writer.await.context("request log writer")?;
         }
         if let Some(exporter) = self.span_exporter {
             exporter.await.context("span exporter")?;
@@ -110,7 +110,6 @@ pub async fn start(
     listener: TcpListener,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<DataPlane> {
-    let shutdown_for_log = shutdown.clone();
     let options: PgConnectOptions = config
         .database_url
         .expose_secret()
@@ -122,11 +121,17 @@ pub async fn start(
         .connect_lazy_with(options.clone().application_name("gatehouse-data-plane"));
     let addr = listener.local_addr()?;
     let metrics = Arc::new(admin::recorder());
-    let (request_log, log_queue) = match config.request_log_queue {
-        0 => (None, None),
+    let identity = sync::Identity::new(addr);
+    let request_log = match config.request_log_queue {
+        0 => None,
         capacity => {
-            let (log, queue) = request_log::RequestLog::new(capacity);
-            (Some(Arc::new(log)), Some(queue))
+            let threads = config.worker_threads.map(usize::from).unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            });
+            let name = format!("{}/{}", identity.hostname, addr);
+            Some(Arc::new(request_log::RequestLog::new(
+                capacity, threads, &name,
+            )))
         }
     };
     let request_metrics = Arc::new(request_metrics::GatewayMetrics::register(&metrics));
@@ -139,26 +144,17 @@ pub async fn start(
         ready: watch::Sender::new(false),
         status: sync::SyncStatus::new(&metrics),
         metrics,
-        identity: sync::Identity::new(addr),
+        identity,
         in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight as usize)),
         request_log,
         request_metrics,
         spans,
         config,
     });
-    let request_log = match gateway.request_log.clone().zip(log_queue) {
-        Some((log, queue)) => {
-            let name: Arc<str> = format!("{}/{}", gateway.identity.hostname, addr).into();
-            Some(request_log::spawn_writer(
-                log,
-                queue,
-                options,
-                name,
-                shutdown_for_log,
-            )?)
-        }
-        None => None,
-    };
+    let request_log = gateway.request_log.clone().map(|log| {
+        let (stop, stopped) = watch::channel(false);
+        (stop, request_log::spawn_writer(log, options, stopped))
+    });
     let span_exporter = gateway
         .spans
         .clone()

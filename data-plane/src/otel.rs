@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::{Config, OtlpProtocol};
 use crate::proxy::headers::TraceParent;
-use crate::request_log::{Entry, set_counter, set_gauge};
+use crate::request_log::{Record, set_counter, set_gauge};
 
 pub const SPAN_NAME: &str = "CustomEndpoint";
 /// Spans that may wait for the collector.
@@ -94,9 +94,9 @@ impl Spans {
     /// Queues the span of a finished request, or drops and counts it. `caller` is the
     /// `traceparent` the caller sent. Unsampled traces (flags without the sampled bit) are
     /// continued upstream but not exported.
-    pub fn record(&self, entry: &Entry, caller: Option<&HeaderValue>) {
+    pub fn record(&self, entry: &Record, caller: Option<&HeaderValue>) {
         let caller = caller.and_then(TraceParent::parse);
-        let sent = entry.traceparent.as_ref().and_then(TraceParent::parse);
+        let sent = entry.traceparent.and_then(TraceParent::parse);
         let Some(context) = this_hop(sent, caller) else {
             return;
         };
@@ -180,7 +180,7 @@ fn this_hop(sent: Option<TraceParent>, caller: Option<TraceParent>) -> Option<Sp
 
 /// SPEC §3's attributes, under OpenTelemetry's semantic-convention names where one exists.
 /// Names, subject and error type are shared, not copied; the path never carries the query.
-fn attributes(entry: &Entry, trace_id: TraceId) -> Vec<KeyValue> {
+fn attributes(entry: &Record, trace_id: TraceId) -> Vec<KeyValue> {
     let int = |v: u64| Value::I64(i64::try_from(v).unwrap_or(i64::MAX));
     let mut attributes = Vec::with_capacity(14);
     let mut add = |key: &'static str, value: Value| {
@@ -188,15 +188,15 @@ fn attributes(entry: &Entry, trace_id: TraceId) -> Vec<KeyValue> {
     };
     add("gatehouse.request_id", entry.request_id.to_string().into());
     add("gatehouse.trace_id", trace_id.to_string().into());
-    add("gatehouse.account", Arc::clone(&entry.account).into());
-    add("gatehouse.endpoint", Arc::clone(&entry.endpoint).into());
-    if let Some(subject) = &entry.subject {
+    add("gatehouse.account", Arc::clone(entry.account).into());
+    add("gatehouse.endpoint", Arc::clone(entry.endpoint).into());
+    if let Some(subject) = entry.subject {
         add("gatehouse.subject", Arc::clone(subject).into());
     }
     if let Some(key_id) = entry.key_id {
         add("gatehouse.key_id", key_id.to_string().into());
     }
-    add("http.request.method", method(&entry.method));
+    add("http.request.method", method(entry.method));
     add("url.path", entry.path.path().to_owned().into());
     add("http.response.status_code", Value::I64(entry.status.into()));
     add("gatehouse.latency_us", int(entry.latency_us));

@@ -8,7 +8,6 @@ pub mod headers;
 pub mod path;
 mod upgrade;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -57,7 +56,7 @@ pub fn new_request_id() -> (RequestStart, HeaderValue) {
 pub async fn handle(
     gateway: &Gateway,
     req: Request<Incoming>,
-    peer: IpAddr,
+    peer: &HeaderValue,
     (start, request_id): (RequestStart, HeaderValue),
 ) -> Response<ProxyBody> {
     let mut trace = Some(Trace::new(gateway, start, &req));
@@ -78,7 +77,7 @@ pub async fn handle(
 async fn forward(
     gateway: &Gateway,
     mut req: Request<Incoming>,
-    peer: IpAddr,
+    peer: &HeaderValue,
     request_id: &HeaderValue,
     permit: OwnedSemaphorePermit,
     trace: &mut Option<Trace>,

@@ -1,12 +1,12 @@
 //! Request traces and logs (SPEC §3): every proxied request is traced into the metrics, and, when
-//! request logging is on, one record per request is handed to a bounded queue without
+//! request logging is on, one record per request is appended to a bounded buffer without
 //! waiting and written to PostgreSQL in batches by a background task. When the database is slow
-//! or down the queue fills and records are dropped and counted; the proxy never blocks on it.
+//! or down the buffer fills and records are dropped and counted; the proxy never blocks on it.
 
 mod copy;
 
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -18,7 +18,7 @@ use metrics_exporter_prometheus::PrometheusRecorder;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolCopyExt as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
 use crate::Gateway;
@@ -28,22 +28,22 @@ use crate::proxy::headers::{TRACEPARENT, TraceParent};
 use crate::request_metrics::GatewayMetrics;
 use crate::routing::{Caller, Route};
 
-/// One finished request, as queued: names are shared with the routing table and bytes with the
-/// request, so making an entry copies no strings; the writer formats it off the request path.
-#[derive(Debug, Clone)]
-pub struct Entry {
+/// One finished request, as recorded: borrowed from its trace (names from the routing table,
+/// bytes from the request), so recording it copies bytes into a buffer and allocates nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
     pub request_id: Uuid,
     pub started_at: DateTime<Utc>,
-    pub account: Arc<str>,
-    pub endpoint: Arc<str>,
+    pub account: &'a Arc<str>,
+    pub endpoint: &'a Arc<str>,
     pub account_id: Option<Uuid>,
     pub integration_id: Option<Uuid>,
-    pub subject: Option<Arc<str>>,
+    pub subject: Option<&'a Arc<str>>,
     pub key_id: Option<Uuid>,
-    pub method: Method,
+    pub method: &'a Method,
     /// Path (and query, dropped when written: it may carry secrets) of the upstream request, or
     /// of the caller's when it never got that far.
-    pub path: http::uri::PathAndQuery,
+    pub path: &'a PathAndQuery,
     pub status: u16,
     pub latency_us: u64,
     pub upstream_ttfb_us: Option<u64>,
@@ -51,11 +51,11 @@ pub struct Entry {
     pub bytes_out: u64,
     pub error_type: Option<&'static str>,
     /// The `traceparent` sent upstream.
-    pub traceparent: Option<HeaderValue>,
+    pub traceparent: Option<&'a HeaderValue>,
 }
 
 /// A request being traced. Filled in along the request path; shared by the request and response
-/// bodies, which count bytes into it; queued as an [`Entry`] when the last of them lets go.
+/// bodies, which count bytes into it; recorded as a [`Record`] when the last of them lets go.
 pub struct Trace {
     /// `None` when request logging is off; metrics are always kept.
     log: Option<Arc<RequestLog>>,
@@ -184,65 +184,120 @@ impl Drop for Trace {
             return;
         }
         let (account, endpoint) = match (&self.route, &self.names) {
-            (Some(route), _) => (Arc::clone(&route.account), Arc::clone(&route.endpoint)),
-            (None, Some((account, endpoint))) => (Arc::clone(account), Arc::clone(endpoint)),
-            (None, None) => (Arc::from(""), Arc::from("")),
+            (Some(route), _) => (&route.account, &route.endpoint),
+            (None, Some((account, endpoint))) => (account, endpoint),
+            (None, None) => (&*UNNAMED, &*UNNAMED),
         };
-        let entry = Entry {
+        let record = Record {
             request_id: self.request_id,
             started_at: self.started_at,
             account,
             endpoint,
             account_id: self.route.as_ref().map(|r| r.account_id),
             integration_id: self.route.as_ref().map(|r| r.integration_id),
-            subject: self.caller.as_ref().map(|c| Arc::clone(&c.subject)),
+            subject: self.caller.as_ref().map(|c| &c.subject),
             key_id: self.caller.as_ref().map(|c| c.key_id),
-            method: std::mem::take(&mut self.method),
-            path: self.path.clone(),
+            method: &self.method,
+            path: &self.path,
             status,
             latency_us: latency.as_micros() as u64,
             upstream_ttfb_us: ttfb,
             bytes_in,
             bytes_out,
             error_type: self.error_type.get().copied(),
-            traceparent: self.traceparent.take(),
+            traceparent: self.traceparent.as_ref(),
         };
         if let Some(spans) = &self.spans {
-            spans.record(&entry, self.caller_traceparent.as_ref());
+            spans.record(&record, self.caller_traceparent.as_ref());
         }
         if let Some(log) = &self.log {
-            log.record(entry);
+            log.record(&record);
         }
     }
 }
 
-/// Records per write, at most.
-const BATCH: usize = 5000;
+/// The account and endpoint of a request whose path named none.
+static UNNAMED: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(""));
 
-/// The producer side, shared by every request.
+/// The producer side, shared by every request: records are encoded straight into the buffer of
+/// the calling thread's shard (a lock nobody else but the writer takes, and it only to swap
+/// buffers), so a record costs no allocation, no channel and no work on another thread; the
+/// writer swaps each shard's buffer for an empty one and sends it as it is.
 pub struct RequestLog {
-    queue: mpsc::Sender<Entry>,
+    shards: Box<[Shard]>,
+    /// Records a shard holds at most; more are dropped.
+    shard_capacity: usize,
+    /// This data plane's name, written in every record.
+    data_plane: Box<str>,
+    /// Wakes the writer before its time when a shard is half full.
+    filling: Notify,
     dropped: AtomicU64,
     written: AtomicU64,
 }
 
+/// Aligned so that shards used by different threads share no cache line.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(Mutex<Rows>);
+
+/// Records encoded as `COPY` rows, and how many.
+#[derive(Default)]
+struct Rows {
+    count: usize,
+    data: Vec<u8>,
+}
+
+impl Shard {
+    fn lock(&self) -> MutexGuard<'_, Rows> {
+        // Encoding into a Vec cannot leave it half-written in a way that matters to readers.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 impl RequestLog {
-    /// A log with room for `capacity` queued records, and the receiver its writer drains.
-    pub fn new(capacity: usize) -> (RequestLog, mpsc::Receiver<Entry>) {
-        let (queue, receiver) = mpsc::channel(capacity.max(1));
-        let log = RequestLog {
-            queue,
+    /// A log holding at most about `capacity` unwritten records, in `shards` buffers (one per
+    /// request thread is best), each record naming `data_plane`.
+    pub fn new(capacity: usize, shards: usize, data_plane: &str) -> RequestLog {
+        let shards = shards.max(1);
+        RequestLog {
+            shards: (0..shards).map(|_| Shard::default()).collect(),
+            shard_capacity: capacity.div_ceil(shards).max(1),
+            data_plane: data_plane.into(),
+            filling: Notify::new(),
             dropped: AtomicU64::new(0),
             written: AtomicU64::new(0),
-        };
-        (log, receiver)
+        }
     }
 
-    /// Queues a record, or drops and counts it when the queue is full. Never waits.
-    pub fn record(&self, record: Entry) {
-        if self.queue.try_send(record).is_err() {
+    /// Appends a record, or drops and counts it when its shard is full. Never waits.
+    pub fn record(&self, record: &Record) {
+        let shard = &self.shards[shard_index() % self.shards.len()];
+        let mut rows = shard.lock();
+        if rows.count >= self.shard_capacity {
+            drop(rows);
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
         }
+        copy::encode_row(&mut rows.data, &self.data_plane, record);
+        rows.count += 1;
+        let half_full = rows.count == self.shard_capacity.div_ceil(2);
+        drop(rows);
+        if half_full {
+            self.filling.notify_one();
+        }
+    }
+
+    /// Swaps each shard's rows into `spares` (cleared first, one per shard), returning how many
+    /// records were taken.
+    fn take(&self, spares: &mut [Vec<u8>]) -> u64 {
+        let mut taken = 0;
+        for (shard, spare) in self.shards.iter().zip(spares) {
+            spare.clear();
+            let mut rows = shard.lock();
+            std::mem::swap(&mut rows.data, spare);
+            taken += std::mem::take(&mut rows.count) as u64;
+        }
+        taken
     }
 
     pub fn dropped(&self) -> u64 {
@@ -255,7 +310,7 @@ impl RequestLog {
 
     /// Records waiting to be written.
     pub fn queued(&self) -> usize {
-        self.queue.max_capacity() - self.queue.capacity()
+        self.shards.iter().map(|shard| shard.lock().count).sum()
     }
 
     /// Copies the figures into `recorder`, just before it is rendered at `/metrics`.
@@ -295,128 +350,102 @@ pub fn set_gauge(recorder: &PrometheusRecorder, name: &'static str, value: f64) 
         .set(value);
 }
 
-/// How long the writer waits for a batch to fill once a record is in: fewer, larger writes
-/// cost PostgreSQL less per record; records become visible this much later.
+/// How often the writer sends what the shards hold: fewer, larger writes cost PostgreSQL less
+/// per record; records become visible up to this much later.
 const LINGER: Duration = Duration::from_millis(100);
 
-/// Starts the writer on a thread of its own, with its own two connections: encoding and
-/// sending a batch never stalls the request threads' event loops, and a slow log write never
-/// delays a snapshot read. Request logs are telemetry: a commit need not wait for its WAL flush
-/// (a crash may lose the last fraction of a second of records, never corrupt anything).
+/// Starts the writer as a task of the calling runtime, with a connection of its own, so that a
+/// slow log write never delays a snapshot read. It runs beside the request tasks, not on a thread
+/// of its own: it only hands finished buffers to the socket, and a process with one thread pays
+/// no atomic file reference count on each of the request path's system calls. Request logs are
+/// telemetry: a commit need not wait for its WAL flush (a crash may lose the last fraction of a
+/// second of records, never corrupt anything).
 pub fn spawn_writer(
     log: Arc<RequestLog>,
-    queue: mpsc::Receiver<Entry>,
     database: PgConnectOptions,
-    data_plane: Arc<str>,
     shutdown: watch::Receiver<bool>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    std::thread::Builder::new()
-        .name("request-log".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                let pool = PgPoolOptions::new()
-                    .max_connections(2)
-                    .acquire_timeout(Duration::from_secs(1))
-                    // No ping before each batch: a dead connection fails its COPY, the batch
-                    // is counted as dropped, and the pool replaces the connection.
-                    .test_before_acquire(false)
-                    .connect_lazy_with(
-                        database
-                            .application_name("gatehouse-request-log")
-                            .options([("synchronous_commit", "off")]),
-                    );
-                write(&log, queue, pool, data_plane, shutdown).await;
-            });
-        })
+) -> tokio::task::JoinHandle<()> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(1))
+        // No ping before each batch: a dead connection fails its COPY, the batch is counted as
+        // dropped, and the pool replaces the connection.
+        .test_before_acquire(false)
+        .connect_lazy_with(
+            database
+                .application_name("gatehouse-request-log")
+                .options([("synchronous_commit", "off")]),
+        );
+    tokio::spawn(async move { write(&log, pool, shutdown).await })
 }
 
-/// Drains the queue in batches until shutdown, then writes what is left once.
-pub async fn write(
-    log: &RequestLog,
-    mut queue: mpsc::Receiver<Entry>,
-    pool: PgPool,
-    data_plane: Arc<str>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut writer = Writer {
-        log,
-        pool,
-        data_plane,
-        batch: Vec::with_capacity(BATCH),
-        buffer: Vec::new(),
-    };
+/// Writes what the shards hold every [`LINGER`] (sooner when one is half full) until shutdown,
+/// then once more.
+pub async fn write(log: &RequestLog, pool: PgPool, mut shutdown: watch::Receiver<bool>) {
+    let mut spares = vec![Vec::new(); log.shards.len()];
     loop {
-        let received = tokio::select! {
-            n = queue.recv_many(&mut writer.batch, BATCH) => n,
-            _ = shutdown.changed() => {
-                queue.close();
-                while queue.recv_many(&mut writer.batch, BATCH).await > 0 {
-                    writer.flush().await;
-                }
-                return;
-            }
+        let stopping = tokio::select! {
+            _ = tokio::time::sleep(LINGER) => false,
+            _ = log.filling.notified() => false,
+            _ = shutdown.changed() => true,
         };
-        if received == 0 {
+        let count = log.take(&mut spares);
+        if count > 0 {
+            match copy(&pool, &spares).await {
+                Ok(()) => {
+                    log.written.fetch_add(count, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    log.dropped.fetch_add(count, Ordering::Relaxed);
+                    tracing::warn!(error = %e, dropped = count, "writing request logs failed");
+                    if !stopping {
+                        // The database is away: don't spin on it; the shards absorb (or drop)
+                        // meanwhile.
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        }
+        if stopping {
             return;
         }
-        if writer.batch.len() < BATCH {
-            // Sleep rather than wait on the queue: a waiting receiver would be woken by every
-            // record sent meanwhile, a cost paid per request.
-            tokio::time::sleep(LINGER).await;
-            if !queue.is_empty() {
-                let room = BATCH - writer.batch.len();
-                queue.recv_many(&mut writer.batch, room).await;
-            }
+    }
+}
+
+/// One binary `COPY` for the rows of every shard: PostgreSQL's cheapest way in for many rows.
+async fn copy(pool: &PgPool, parts: &[Vec<u8>]) -> sqlx::Result<()> {
+    let mut copy = pool.copy_in_raw(copy::STATEMENT).await?;
+    let mut sent = copy.send(copy::HEADER).await.map(drop);
+    // In pieces, yielding between them: the writer shares its thread with requests, and one
+    // large write would hold them up while the kernel copies it to PostgreSQL's socket.
+    for piece in parts.iter().flat_map(|part| part.chunks(SEND_PIECE)) {
+        if sent.is_ok() {
+            sent = copy.send(piece).await.map(drop);
+            tokio::task::yield_now().await;
         }
-        if !writer.flush().await {
-            // The database is away: don't spin on it; the queue absorbs (or drops) meanwhile.
-            tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    if sent.is_ok() {
+        sent = copy.send(copy::TRAILER.as_slice()).await.map(drop);
+    }
+    match sent {
+        Ok(()) => copy.finish().await.map(drop),
+        Err(e) => {
+            let _ = copy.abort("sending the batch failed").await;
+            Err(e)
         }
     }
 }
 
-/// The writer's state: the batch being filled and the COPY buffer, both reused.
-struct Writer<'l> {
-    log: &'l RequestLog,
-    pool: PgPool,
-    data_plane: Arc<str>,
-    batch: Vec<Entry>,
-    buffer: Vec<u8>,
-}
+/// Bytes of `COPY` data sent at a time: about 250 records.
+const SEND_PIECE: usize = 64 * 1024;
 
-impl Writer<'_> {
-    /// Writes and empties the batch; on failure the records are dropped and counted.
-    async fn flush(&mut self) -> bool {
-        let count = self.batch.len() as u64;
-        copy::encode(&mut self.buffer, &self.data_plane, &self.batch);
-        self.batch.clear();
-        match self.copy().await {
-            Ok(()) => {
-                self.log.written.fetch_add(count, Ordering::Relaxed);
-                true
-            }
-            Err(e) => {
-                self.log.dropped.fetch_add(count, Ordering::Relaxed);
-                tracing::warn!(error = %e, dropped = count, "writing request logs failed");
-                false
-            }
-        }
+/// This thread's shard: threads are numbered in the order they first record.
+fn shard_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
     }
-
-    /// One binary `COPY` per batch: PostgreSQL's cheapest way in for many rows.
-    async fn copy(&self) -> sqlx::Result<()> {
-        let mut copy = self.pool.copy_in_raw(copy::STATEMENT).await?;
-        match copy.send(self.buffer.as_slice()).await {
-            Ok(_) => copy.finish().await.map(drop),
-            Err(e) => {
-                let _ = copy.abort("sending the batch failed").await;
-                Err(e)
-            }
-        }
-    }
+    INDEX.with(|index| *index)
 }
 
 /// The trace id of a `traceparent`, or empty.

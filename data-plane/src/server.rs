@@ -10,6 +10,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -48,6 +49,9 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let gateway = Arc::clone(&gateway);
+        // The caller's address as `X-Forwarded-For` text, made once per connection.
+        let peer = HeaderValue::try_from(peer.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
         let framing = Arc::new(framing::Connection::default());
         let io = TokioIo::new(framing::Guard::new(
             stream,
@@ -56,6 +60,7 @@ pub async fn serve(
         ));
         let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let gateway = Arc::clone(&gateway);
+            let peer = peer.clone();
             // In hyper's order, before any later request is read.
             let dispatched = framing.dispatched();
             async move {
@@ -70,7 +75,7 @@ pub async fn serve(
                 }
                 let connect = req.method() == http::Method::CONNECT;
                 let response = if req.uri().path().starts_with(PREFIX) {
-                    proxy::handle(&gateway, req, peer.ip(), (start, request_id)).await
+                    proxy::handle(&gateway, req, &peer, (start, request_id)).await
                 } else {
                     match admin::respond(&gateway, req.uri().path()) {
                         Some(mut response) => {

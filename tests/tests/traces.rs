@@ -6,37 +6,62 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use data_plane::request_log::{self, Entry, RequestLog};
+use data_plane::request_log::{self, Record, RequestLog};
 use gatehouse_tests::{ControlPlane, Metrics, fresh_database, wait_until};
 use serde_json::json;
 use shared::request_log::RequestRecord;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-fn record(account: &str, account_id: Uuid, status: u16, minutes_ago: i64) -> Entry {
+/// What a test record borrows from.
+struct Owned {
+    request_id: Uuid,
+    started_at: chrono::DateTime<chrono::Utc>,
+    account: Arc<str>,
+    account_id: Uuid,
+    status: u16,
+}
+
+const ENDPOINT: &str = "svc";
+const SUBJECT: &str = "user:admin@test.local";
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+fn record(account: &str, account_id: Uuid, status: u16, minutes_ago: i64) -> Owned {
     let started_at = chrono::Utc::now() - chrono::Duration::minutes(minutes_ago);
     let random: [u8; 10] = Uuid::new_v4().as_bytes()[..10].try_into().unwrap();
-    Entry {
+    Owned {
         request_id: shared::request_log::request_id(started_at, &random),
         started_at,
         account: account.into(),
-        endpoint: "svc".into(),
-        account_id: Some(account_id),
-        integration_id: None,
-        subject: Some("user:admin@test.local".into()),
-        key_id: None,
-        method: http::Method::GET,
-        path: http::uri::PathAndQuery::from_static("/v1/x?secret=1"),
+        account_id,
         status,
+    }
+}
+
+/// Records `r` as the proxy would, with the fixed figures the assertions expect.
+fn log_record(log: &RequestLog, r: &Owned) {
+    let (endpoint, subject): (Arc<str>, Arc<str>) = (ENDPOINT.into(), SUBJECT.into());
+    let path = http::uri::PathAndQuery::from_static("/v1/x?secret=1");
+    let traceparent = http::HeaderValue::from_static(TRACEPARENT);
+    log.record(&Record {
+        request_id: r.request_id,
+        started_at: r.started_at,
+        account: &r.account,
+        endpoint: &endpoint,
+        account_id: Some(r.account_id),
+        integration_id: None,
+        subject: Some(&subject),
+        key_id: None,
+        method: &http::Method::GET,
+        path: &path,
+        status: r.status,
         latency_us: 1500,
         upstream_ttfb_us: Some(900),
         bytes_in: 10,
         bytes_out: 20,
         error_type: None,
-        traceparent: Some(http::HeaderValue::from_static(
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        )),
-    }
+        traceparent: Some(&traceparent),
+    });
 }
 
 #[tokio::test]
@@ -69,13 +94,12 @@ async fn written_records_are_found_filtered_paged_and_only_by_those_who_may() {
         200
     );
 
-    let (log, queue) = RequestLog::new(100);
-    let log = Arc::new(log);
+    let log = Arc::new(RequestLog::new(100, 2, "test"));
     let (_stop, shutdown) = watch::channel(false);
     let writer = Arc::clone(&log);
     let pool = cp.db.clone();
     tokio::spawn(
-        async move { request_log::write(&writer, queue, pool, "test".into(), shutdown).await },
+        async move { request_log::write(&writer, pool, shutdown).await },
     );
     let mut records = Vec::new();
     for (i, status) in [200, 201, 404, 502, 200].into_iter().enumerate() {
@@ -85,7 +109,7 @@ async fn written_records_are_found_filtered_paged_and_only_by_those_who_may() {
     // As records were written before request ids carried their start time.
     records[2].request_id = Uuid::new_v4();
     for r in &records {
-        log.record(r.clone());
+        log_record(&log, r);
     }
     wait_until(Duration::from_secs(5), "records written", || async {
         log.written() == 6
@@ -160,9 +184,9 @@ fn urlencode(s: &str) -> String {
 
 #[tokio::test]
 async fn a_full_queue_drops_and_counts_instead_of_waiting() {
-    let (log, _queue) = RequestLog::new(2);
+    let log = RequestLog::new(2, 1, "test");
     for _ in 0..5 {
-        log.record(record("acme", Uuid::nil(), 200, 0));
+        log_record(&log, &record("acme", Uuid::nil(), 200, 0));
     }
     assert_eq!((log.queued(), log.dropped()), (2, 3));
 }

@@ -3,8 +3,6 @@
 //! headers keep their order and repetitions: the maps are rebuilt in order, never edited with
 //! `HeaderMap::remove`, which reorders by swapping the last entry into the hole.
 
-use std::net::IpAddr;
-
 use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
 
@@ -68,23 +66,17 @@ fn end_to_end(headers: HeaderMap, extra: usize, keep: impl Fn(&HeaderName) -> bo
     out
 }
 
-/// The upstream request's headers made from the caller's. `upgrade` is the caller's `Upgrade`
-/// value when the request is a protocol upgrade to pass through.
+/// The upstream request's headers made from the caller's. `peer` is the caller's address as
+/// text; `upgrade` is the caller's `Upgrade` value when the request is a protocol upgrade to
+/// pass through.
 pub fn to_upstream(
     caller: HeaderMap,
     route: &Route,
-    peer: IpAddr,
+    peer: &HeaderValue,
     request_id: &HeaderValue,
     upgrade: Option<HeaderValue>,
 ) -> HeaderMap {
-    let mut forwarded_for = String::new();
-    for earlier in caller.get_all(&X_FORWARDED_FOR) {
-        if let Ok(earlier) = earlier.to_str() {
-            forwarded_for.push_str(earlier);
-            forwarded_for.push_str(", ");
-        }
-    }
-    forwarded_for.push_str(&peer.to_string());
+    let forwarded_for = forwarded_for(&caller, peer);
     let caller_host = caller.get(header::HOST).cloned();
     let traceparent = continue_trace(caller.get(&TRACEPARENT));
     // The gateway relays trailers, so it may ask for them on its own hop.
@@ -103,9 +95,7 @@ pub fn to_upstream(
             || name == X_REQUEST_ID
             || route.inject.iter().any(|(n, _)| n == name))
     });
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
-        headers.insert(X_FORWARDED_FOR, value);
-    }
+    headers.insert(X_FORWARDED_FOR, forwarded_for);
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     if let Some(host) = caller_host {
         headers.insert(X_FORWARDED_HOST, host);
@@ -154,17 +144,47 @@ pub fn to_caller(
     headers
 }
 
+/// `X-Forwarded-For`: the caller's chain, if it sent one, then `peer`. Without a chain, the
+/// peer's value as made for its connection.
+fn forwarded_for(caller: &HeaderMap, peer: &HeaderValue) -> HeaderValue {
+    let mut chain = Vec::new();
+    for earlier in caller.get_all(&X_FORWARDED_FOR) {
+        chain.extend_from_slice(earlier.as_bytes());
+        chain.extend_from_slice(b", ");
+    }
+    if chain.is_empty() {
+        return peer.clone();
+    }
+    chain.extend_from_slice(peer.as_bytes());
+    HeaderValue::from_bytes(&chain).unwrap_or_else(|_| peer.clone())
+}
+
 /// W3C trace context: keep the caller's trace id and flags with a new parent id (this hop), or
-/// start a new sampled trace when the caller sent none or an invalid one.
+/// start a new sampled trace when the caller sent none or an invalid one. Written into a stack
+/// buffer: the header value is the only allocation.
 fn continue_trace(incoming: Option<&HeaderValue>) -> HeaderValue {
-    let span_id: u64 = rand::random::<u64>() | 1;
-    let value = match incoming.and_then(TraceParent::parse) {
-        Some(caller) => format!("00-{}-{span_id:016x}-{}", caller.trace_id, caller.flags),
-        None => format!("00-{:032x}-{span_id:016x}-01", rand::random::<u128>() | 1),
-    };
-    HeaderValue::from_str(&value).unwrap_or_else(|_| {
+    let mut value = *b"00-00000000000000000000000000000000-0000000000000000-01";
+    match incoming.and_then(TraceParent::parse) {
+        Some(caller) => {
+            value[3..35].copy_from_slice(caller.trace_id.as_bytes());
+            value[53..55].copy_from_slice(caller.flags.as_bytes());
+        }
+        None => lower_hex(&mut value[3..35], rand::random::<u128>() | 1),
+    }
+    lower_hex(&mut value[36..52], u128::from(rand::random::<u64>() | 1));
+    HeaderValue::from_bytes(&value).unwrap_or_else(|_| {
         HeaderValue::from_static("00-00000000000000000000000000000001-0000000000000001-01")
     })
+}
+
+/// Fills `out` with the low `2 * out.len()` hex digits of `value`, lowercase, most significant
+/// first.
+fn lower_hex(out: &mut [u8], mut value: u128) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for digit in out.iter_mut().rev() {
+        *digit = DIGITS[(value & 0xf) as usize];
+        value >>= 4;
+    }
 }
 
 /// A valid version-00 W3C `traceparent`, as lowercase hex fields.
@@ -178,25 +198,28 @@ pub struct TraceParent<'v> {
 impl<'v> TraceParent<'v> {
     /// `None` unless `value` is a valid version-00 `traceparent` with non-zero ids.
     pub fn parse(value: &'v HeaderValue) -> Option<TraceParent<'v>> {
-        let mut parts = value.to_str().ok()?.trim().split('-');
-        let (version, trace_id, parent_id, flags) =
-            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        let hex = |s: &str, len: usize| {
-            s.len() == len
-                && s.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        // Version 00 is `00-<32 hex>-<16 hex>-<2 hex>`: fixed offsets, nothing to search for.
+        let text = value.to_str().ok()?.trim_ascii();
+        let bytes = text.as_bytes();
+        let hex = |range: std::ops::Range<usize>| {
+            bytes[range]
+                .iter()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
         };
-        let valid = version == "00"
-            && parts.next().is_none()
-            && hex(trace_id, 32)
-            && hex(parent_id, 16)
-            && hex(flags, 2)
-            && trace_id.bytes().any(|b| b != b'0')
-            && parent_id.bytes().any(|b| b != b'0');
-        valid.then_some(TraceParent {
-            trace_id,
-            parent_id,
-            flags,
+        let nonzero = |range: std::ops::Range<usize>| bytes[range].iter().any(|&b| b != b'0');
+        let valid = bytes.len() == 55
+            && bytes.starts_with(b"00-")
+            && bytes[35] == b'-'
+            && bytes[52] == b'-'
+            && hex(3..35)
+            && hex(36..52)
+            && hex(53..55)
+            && nonzero(3..35)
+            && nonzero(36..52);
+        valid.then(|| TraceParent {
+            trace_id: &text[3..35],
+            parent_id: &text[36..52],
+            flags: &text[53..55],
         })
     }
 }
@@ -260,6 +283,46 @@ mod tests {
             let fresh = continue_trace(Some(&HeaderValue::from_str(bad).unwrap()));
             assert!(TraceParent::parse(&fresh).is_some());
             assert!(!fresh.to_str().unwrap().contains("4bf92f35"));
+        }
+    }
+
+    #[test]
+    fn forwarded_for_appends_the_peer_to_the_callers_chain() {
+        let peer = HeaderValue::from_static("127.0.0.1");
+        let mut caller = HeaderMap::new();
+        assert_eq!(forwarded_for(&caller, &peer), "127.0.0.1");
+        caller.append(X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.7, 10.0.0.1"));
+        caller.append(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.2"));
+        assert_eq!(
+            forwarded_for(&caller, &peer),
+            "203.0.113.7, 10.0.0.1, 10.0.0.2, 127.0.0.1"
+        );
+    }
+
+    #[test]
+    fn parses_only_valid_version_00() {
+        let parse = |v: &'static str| TraceParent::parse(&HeaderValue::from_static(v)).is_some();
+        let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert!(parse(valid));
+        let parsed = HeaderValue::from_static(" 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00 ");
+        assert_eq!(
+            TraceParent::parse(&parsed),
+            Some(TraceParent {
+                trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
+                parent_id: "00f067aa0ba902b7",
+                flags: "00",
+            })
+        );
+        for bad in [
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-ff",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736+00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-600f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",
+        ] {
+            assert!(!parse(bad), "{bad}");
         }
     }
 }
