@@ -22,6 +22,12 @@ use uuid::Uuid;
 use crate::request_metrics::RouteMetrics;
 use crate::upstream::{Clients, ProfileClients};
 
+/// The maps every request looks up: foldhash rather than std's SipHash. Their keys come from the
+/// configuration, never from callers, so there is no flooding to resist, and each request
+/// hashes its account, endpoint, key digest and subject.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
+
 /// One config version's worth of routes and keys.
 #[derive(PartialEq)]
 pub struct RoutingTable {
@@ -29,15 +35,15 @@ pub struct RoutingTable {
     pub version: i64,
     /// By account name. Each account's routes are shared with the tables before and after it
     /// that did not touch that account, so an update copies one pointer per account.
-    accounts: HashMap<Arc<str>, Arc<AccountRoutes>>,
-    keys: HashMap<KeyDigest, Arc<Caller>>,
+    accounts: FastMap<Arc<str>, Arc<AccountRoutes>>,
+    keys: FastMap<KeyDigest, Arc<Caller>>,
 }
 
 /// One provider account's routes, by endpoint name.
 #[derive(PartialEq)]
 struct AccountRoutes {
     id: Uuid,
-    routes: HashMap<Box<str>, Arc<Route>>,
+    routes: FastMap<Box<str>, Arc<Route>>,
 }
 
 /// The subject behind an API key, with what access checks need.
@@ -68,7 +74,7 @@ pub struct Route {
     pub inject: Box<[(HeaderName, HeaderValue)]>,
     /// Subjects allowed to call: the authorized subjects, or the collaborators when that list
     /// is empty (SPEC "Who may call").
-    allowed: HashSet<Uuid>,
+    allowed: FastSet<Uuid>,
     pub clients: ProfileClients,
     /// The base URL's host is an IP literal in a denied range (RELIABILITY S7).
     pub denied: bool,
@@ -150,8 +156,8 @@ impl RoutingTable {
     pub fn unloaded() -> RoutingTable {
         RoutingTable {
             version: -1,
-            accounts: HashMap::new(),
-            keys: HashMap::new(),
+            accounts: FastMap::default(),
+            keys: FastMap::default(),
         }
     }
 
@@ -247,7 +253,7 @@ impl Builder<'_> {
         }
         let mut built = Vec::with_capacity(accounts.len());
         for account in accounts {
-            let mut routes = HashMap::new();
+            let mut routes = FastMap::default();
             for integration in by_account.remove(&account.id).unwrap_or_default() {
                 let route = self.route(account, integration)?;
                 routes.insert(integration.name.as_str().into(), Arc::new(route));
