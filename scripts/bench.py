@@ -207,15 +207,15 @@ def postgres_ticks():
 
 
 def place_postgres(cpus):
-    """Moves every PostgreSQL server process to `cpus` at the lowest priority (backends forked
-    later inherit the postmaster's affinity and niceness); `None` puts them back on every CPU at
-    normal priority."""
-    nice = 19 if cpus else 0
+    """Moves every PostgreSQL server process to `cpus` under SCHED_IDLE, which yields the CPU
+    at once to any other task that wakes (backends forked later inherit the postmaster's
+    affinity and policy); `None` puts them back on every CPU under the normal policy."""
+    policy = os.SCHED_IDLE if cpus else os.SCHED_OTHER
     cpus = cpus or set(range(os.cpu_count()))
     for pid in postgres_pids():
         try:
             os.sched_setaffinity(pid, cpus)
-            os.setpriority(os.PRIO_PROCESS, pid, nice)
+            os.sched_setscheduler(pid, policy, os.sched_param(0))
         except OSError:
             pass
 
@@ -259,7 +259,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5, help="seconds per load run")
     parser.add_argument("--pinned", action="store_true",
-                        help="load generator and PostgreSQL (lowest priority) on CPU 0, proxies and upstream on CPU 1")
+                        help="load generator and PostgreSQL (SCHED_IDLE) on CPU 0, proxies and upstream on CPU 1")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated subset")
     parser.add_argument("--bin-dir", default=os.path.join(ROOT, "target", "release"))
     parser.add_argument("--out", help="also write the markdown table to this file")
@@ -340,9 +340,9 @@ def main():
             "gatehouse-nolog": (PORTS["gatehouse-nolog"], "/proxy-api/bench/up", key, nolog.pid),
         }
         if args.pinned:
-            # The database off the proxy's core, and behind the load generator for the CPU they
-            # share, as where it has a machine of its own: what request logging costs the proxy
-            # itself, apart from what it costs PostgreSQL.
+            # The database off the proxy's core, and never ahead of the load generator for the
+            # CPU they share, as where it has a machine of its own: what request logging costs
+            # the proxy itself, apart from what it costs PostgreSQL.
             place_postgres({int(load_cpus)})
         logged_before = request_log_counts(PORTS["gatehouse"])
         results = {}  # (scenario, target) -> list of per-round dicts
@@ -384,7 +384,7 @@ def main():
 def report(results, args):
     med = statistics.median
     lines = [f"Rounds: {args.rounds} × {args.duration} s per target and scenario, "
-             f"{'pinned (wrk and PostgreSQL, at the lowest priority, on CPU 0; servers on CPU 1)' if args.pinned else 'unpinned'}; medians across rounds; "
+             f"{'pinned (wrk, and PostgreSQL under SCHED_IDLE, on CPU 0; servers on CPU 1)' if args.pinned else 'unpinned'}; medians across rounds; "
              "ratios computed within each round.", "",
              "| scenario | target | req/s | p50 ms | p99 ms | p99.9 ms | proxy CPU µs/req | PostgreSQL CPU µs/req | peak RSS MiB | req/s vs nginx-1 | req/s vs direct | errors |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
