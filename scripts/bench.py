@@ -206,6 +206,49 @@ def postgres_ticks():
     return {pid: cpu_ticks([pid]) for pid in postgres_pids()}
 
 
+def pinned_cpus():
+    """(server CPU, load CPU) for --pinned: the load generator and the database go to the CPU
+    that takes the block device's interrupts, so that PostgreSQL's disk writes (WAL, writeback)
+    land beside it and not on the servers' core, as where the database has a machine of its
+    own."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("bench: --pinned needs two CPUs")
+    load = disk_interrupt_cpu()
+    load = load if load in cpus else cpus[0]
+    server = next(c for c in cpus if c != load)
+    return str(server), str(load)
+
+
+def disk_interrupt_cpu():
+    """The CPU that has handled most block-device interrupts (virtio-blk, NVMe, SCSI, ATA), or
+    None when /proc/interrupts names none."""
+    try:
+        lines = open("/proc/interrupts").read().splitlines()
+    except OSError:
+        return None
+    count = len(lines[0].split())
+    totals = [0] * count
+    for line in lines[1:]:
+        if re.search(r"virtio\d+-req|nvme\d+q|ahci|scsi|ata_", line):
+            for cpu, n in enumerate(line.split()[1:1 + count]):
+                totals[cpu] += int(n) if n.isdigit() else 0
+    return max(range(count), key=totals.__getitem__) if any(totals) else None
+
+
+def set_unbound_workqueues(mask):
+    """Sets the CPUs of the kernel's unbound workqueues (writeback among them) to hex `mask`;
+    returns the mask before, or None where that cannot be changed."""
+    path = "/sys/devices/virtual/workqueue/cpumask"
+    try:
+        before = open(path).read().strip()
+        with open(path, "w") as f:
+            f.write(mask)
+        return before
+    except OSError:
+        return None
+
+
 def place_postgres(cpus):
     """Moves every PostgreSQL server process to `cpus` under SCHED_IDLE, which yields the CPU
     at once to any other task that wakes (backends forked later inherit the postmaster's
@@ -259,7 +302,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5, help="seconds per load run")
     parser.add_argument("--pinned", action="store_true",
-                        help="load generator and PostgreSQL (SCHED_IDLE) on CPU 0, proxies and upstream on CPU 1")
+                        help="load generator, PostgreSQL (SCHED_IDLE) and disk interrupts on one CPU, proxies and upstream on another")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated subset")
     parser.add_argument("--bin-dir", default=os.path.join(ROOT, "target", "release"))
     parser.add_argument("--out", help="also write the markdown table to this file")
@@ -274,7 +317,9 @@ def main():
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
             raise SystemExit(f"bench: {tool} is required (./scripts/bench installs nginx and wrk)")
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    server_cpus, load_cpus = ("1", "0") if args.pinned else (None, None)
+    server_cpus, load_cpus = pinned_cpus() if args.pinned else (None, None)
+    args.placement = (f"pinned (wrk, PostgreSQL under SCHED_IDLE, disk interrupts and kernel writeback on "
+                      f"CPU {load_cpus}; servers on CPU {server_cpus})" if args.pinned else "unpinned")
 
     workdir = tempfile.mkdtemp(prefix="gatehouse-bench-")
     # nginx workers run as an unprivileged user when started as root: let them read the files.
@@ -291,6 +336,7 @@ def main():
         f.write(WRK_SCRIPT)
 
     procs = Processes()
+    workqueues = None
     try:
         procs.start("upstream", [nginx, "-c", nginx_conf(workdir, "upstream", PORTS["upstream"], 1, True)],
                     cpus=server_cpus)
@@ -344,6 +390,7 @@ def main():
             # CPU they share, as where it has a machine of its own: what request logging costs
             # the proxy itself, apart from what it costs PostgreSQL.
             place_postgres({int(load_cpus)})
+            workqueues = set_unbound_workqueues(f"{1 << int(load_cpus):x}")
         logged_before = request_log_counts(PORTS["gatehouse"])
         results = {}  # (scenario, target) -> list of per-round dicts
         for round_no in range(args.rounds):
@@ -376,6 +423,8 @@ def main():
     finally:
         if args.pinned:
             place_postgres(None)
+            if workqueues:
+                set_unbound_workqueues(workqueues)
         procs.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)
         subprocess.run(["psql", base_url, "-qc", f"drop database if exists {bench_db}"], check=False)
@@ -384,7 +433,7 @@ def main():
 def report(results, args):
     med = statistics.median
     lines = [f"Rounds: {args.rounds} × {args.duration} s per target and scenario, "
-             f"{'pinned (wrk, and PostgreSQL under SCHED_IDLE, on CPU 0; servers on CPU 1)' if args.pinned else 'unpinned'}; medians across rounds; "
+             f"{args.placement}; medians across rounds; "
              "ratios computed within each round.", "",
              "| scenario | target | req/s | p50 ms | p99 ms | p99.9 ms | proxy CPU µs/req | PostgreSQL CPU µs/req | peak RSS MiB | req/s vs nginx-1 | req/s vs direct | errors |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]

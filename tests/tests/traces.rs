@@ -98,9 +98,7 @@ async fn written_records_are_found_filtered_paged_and_only_by_those_who_may() {
     let (_stop, shutdown) = watch::channel(false);
     let writer = Arc::clone(&log);
     let pool = cp.db.clone();
-    tokio::spawn(
-        async move { request_log::write(&writer, pool, shutdown).await },
-    );
+    tokio::spawn(async move { request_log::write(&writer, pool, shutdown).await });
     let mut records = Vec::new();
     for (i, status) in [200, 201, 404, 502, 200].into_iter().enumerate() {
         records.push(record("acme", ids[0], status, i as i64));

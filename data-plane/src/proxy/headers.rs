@@ -291,7 +291,10 @@ mod tests {
         let peer = HeaderValue::from_static("127.0.0.1");
         let mut caller = HeaderMap::new();
         assert_eq!(forwarded_for(&caller, &peer), "127.0.0.1");
-        caller.append(X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.7, 10.0.0.1"));
+        caller.append(
+            X_FORWARDED_FOR,
+            HeaderValue::from_static("203.0.113.7, 10.0.0.1"),
+        );
         caller.append(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.2"));
         assert_eq!(
             forwarded_for(&caller, &peer),
@@ -304,7 +307,8 @@ mod tests {
         let parse = |v: &'static str| TraceParent::parse(&HeaderValue::from_static(v)).is_some();
         let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         assert!(parse(valid));
-        let parsed = HeaderValue::from_static(" 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00 ");
+        let parsed =
+            HeaderValue::from_static(" 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00 ");
         assert_eq!(
             TraceParent::parse(&parsed),
             Some(TraceParent {
