@@ -220,9 +220,9 @@ impl Drop for Trace {
 static UNNAMED: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(""));
 
 /// The producer side, shared by every request: records are encoded straight into the buffer of
-/// the calling thread's shard (a lock nobody else but the writer takes, and it only to swap
-/// buffers), so a record costs no allocation, no channel and no work on another thread; the
-/// writer swaps each shard's buffer for an empty one and sends it as it is.
+/// the calling thread's shard (behind a lock the writer takes only to swap buffers), so a record
+/// costs no allocation, no channel and no work on another thread; the writer swaps each shard's
+/// buffer for an empty one and sends it as it is.
 pub struct RequestLog {
     shards: Box<[Shard]>,
     /// Records a shard holds at most; more are dropped.
