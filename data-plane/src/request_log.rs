@@ -15,9 +15,10 @@ use http::uri::PathAndQuery;
 use http::{Method, Request};
 use metrics::{Key, Level, Metadata, Recorder as _};
 use metrics_exporter_prometheus::PrometheusRecorder;
-use sqlx::PgPool;
-use sqlx::postgres::PgPoolCopyExt as _;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgCopyIn, PgPoolCopyExt as _};
+use sqlx::{PgPool, Postgres};
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
@@ -379,7 +380,7 @@ pub fn spawn_writer(
     tokio::spawn(async move { write(&log, pool, shutdown).await })
 }
 
-/// Writes what the shards hold every [`LINGER`] (sooner when one is half full) until shutdown,
+/// Writes what the shards hold every `LINGER` (sooner when one is half full) until shutdown,
 /// then once more.
 pub async fn write(log: &RequestLog, pool: PgPool, mut shutdown: watch::Receiver<bool>) {
     let mut spares = vec![Vec::new(); log.shards.len()];
@@ -415,25 +416,29 @@ pub async fn write(log: &RequestLog, pool: PgPool, mut shutdown: watch::Receiver
 /// One binary `COPY` for the rows of every shard: PostgreSQL's cheapest way in for many rows.
 async fn copy(pool: &PgPool, parts: &[Vec<u8>]) -> sqlx::Result<()> {
     let mut copy = pool.copy_in_raw(copy::STATEMENT).await?;
-    let mut sent = copy.send(copy::HEADER).await.map(drop);
-    // In pieces, yielding between them: the writer shares its thread with requests, and one
-    // large write would hold them up while the kernel copies it to PostgreSQL's socket.
-    for piece in parts.iter().flat_map(|part| part.chunks(SEND_PIECE)) {
-        if sent.is_ok() {
-            sent = copy.send(piece).await.map(drop);
-            tokio::task::yield_now().await;
-        }
-    }
-    if sent.is_ok() {
-        sent = copy.send(copy::TRAILER.as_slice()).await.map(drop);
-    }
-    match sent {
+    match send(&mut copy, parts).await {
         Ok(()) => copy.finish().await.map(drop),
         Err(e) => {
             let _ = copy.abort("sending the batch failed").await;
             Err(e)
         }
     }
+}
+
+/// The `COPY` data of `parts`, in pieces with a yield between them: the writer shares its
+/// thread with requests, and one large write would hold them up while the kernel copies it to
+/// PostgreSQL's socket.
+async fn send(
+    copy: &mut PgCopyIn<PoolConnection<Postgres>>,
+    parts: &[Vec<u8>],
+) -> sqlx::Result<()> {
+    copy.send(copy::HEADER).await?;
+    for piece in parts.iter().flat_map(|part| part.chunks(SEND_PIECE)) {
+        copy.send(piece).await?;
+        tokio::task::yield_now().await;
+    }
+    copy.send(copy::TRAILER.as_slice()).await?;
+    Ok(())
 }
 
 /// Bytes of `COPY` data sent at a time: about 250 records.

@@ -28,9 +28,8 @@ const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-
 
 fn record(account: &str, account_id: Uuid, status: u16, minutes_ago: i64) -> Owned {
     let started_at = chrono::Utc::now() - chrono::Duration::minutes(minutes_ago);
-    let random: [u8; 10] = Uuid::new_v4().as_bytes()[..10].try_into().unwrap();
     Owned {
-        request_id: shared::request_log::request_id(started_at, &random),
+        request_id: shared::request_log::request_id(started_at, &rand::random()),
         started_at,
         account: account.into(),
         account_id,

@@ -164,27 +164,28 @@ fn forwarded_for(caller: &HeaderMap, peer: &HeaderValue) -> HeaderValue {
 /// buffer: the header value is the only allocation.
 fn continue_trace(incoming: Option<&HeaderValue>) -> HeaderValue {
     let mut value = *b"00-00000000000000000000000000000000-0000000000000000-01";
-    match incoming.and_then(TraceParent::parse) {
+    let trace_id = match incoming.and_then(TraceParent::parse) {
         Some(caller) => {
             value[3..35].copy_from_slice(caller.trace_id.as_bytes());
             value[53..55].copy_from_slice(caller.flags.as_bytes());
+            Ok(())
         }
-        None => lower_hex(&mut value[3..35], rand::random::<u128>() | 1),
-    }
-    lower_hex(&mut value[36..52], u128::from(rand::random::<u64>() | 1));
-    HeaderValue::from_bytes(&value).unwrap_or_else(|_| {
-        HeaderValue::from_static("00-00000000000000000000000000000001-0000000000000001-01")
-    })
-}
-
-/// Fills `out` with the low `2 * out.len()` hex digits of `value`, lowercase, most significant
-/// first.
-fn lower_hex(out: &mut [u8], mut value: u128) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for digit in out.iter_mut().rev() {
-        *digit = DIGITS[(value & 0xf) as usize];
-        value >>= 4;
-    }
+        None => hex::encode_to_slice(
+            (rand::random::<u128>() | 1).to_be_bytes(),
+            &mut value[3..35],
+        ),
+    };
+    let span_id = hex::encode_to_slice(
+        (rand::random::<u64>() | 1).to_be_bytes(),
+        &mut value[36..52],
+    );
+    trace_id
+        .and(span_id)
+        .ok()
+        .and_then(|()| HeaderValue::from_bytes(&value).ok())
+        .unwrap_or_else(|| {
+            HeaderValue::from_static("00-00000000000000000000000000000001-0000000000000001-01")
+        })
 }
 
 /// A valid version-00 W3C `traceparent`, as lowercase hex fields.

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{Record, trace_id};
 
-/// The statement the buffer is written for; its column order is [`encode`]'s.
+/// The statement the buffer is written for; its column order is [`encode_row`]'s.
 pub const STATEMENT: &str = "copy request_logs (request_id, started_at, account, endpoint, \
      account_id, integration_id, subject, key_id, method, upstream_path, status, latency_us, \
      upstream_ttfb_us, bytes_in, bytes_out, error_type, trace_id, data_plane) \
